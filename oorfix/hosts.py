@@ -1,0 +1,74 @@
+"""Inventory hosts and the connection settings read from their variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Ansible's connection variables and oorfix's short names for them, in order of preference.
+ADDRESS_VARS = ("ansible_host", "ansible_ssh_host", "address")
+PORT_VARS = ("ansible_port", "ansible_ssh_port", "port")
+USER_VARS = ("ansible_user", "ansible_ssh_user", "user")
+KEY_VARS = ("ansible_ssh_private_key_file", "ansible_private_key_file", "key_file")
+CONNECTION_VARS = ("ansible_connection", "connection")
+CONNECTION_KINDS = ("ssh", "local")
+
+
+def _first(variables: Mapping[str, Any], names: tuple[str, ...]) -> Any:
+    for name in names:
+        if variables.get(name) is not None:
+            return variables[name]
+    return None
+
+
+@dataclass(frozen=True)
+class HostConnection:
+    """How to reach one host; ``kind`` is "ssh" or "local"."""
+
+    name: str
+    address: str
+    port: int = 22
+    user: str | None = None
+    key_file: Path | None = None
+    kind: str = "ssh"
+
+    @classmethod
+    def from_vars(cls, name: str, variables: Mapping[str, Any]) -> HostConnection:
+        """Read the connection settings of host ``name`` from its merged variables."""
+        kind = str(_first(variables, CONNECTION_VARS) or "ssh")
+        if kind == "paramiko":
+            kind = "ssh"
+        if kind not in CONNECTION_KINDS:
+            raise ValueError(f"connection {kind!r} is not one of {', '.join(CONNECTION_KINDS)}")
+        port = _first(variables, PORT_VARS)
+        try:
+            port_number = int(port) if port is not None else 22
+        except (TypeError, ValueError):
+            raise ValueError(f"port {port!r} is not a number") from None
+        if not 0 < port_number < 65536:
+            raise ValueError(f"port {port_number} is out of range")
+        key = _first(variables, KEY_VARS)
+        user = _first(variables, USER_VARS)
+        return cls(
+            name=name,
+            address=str(_first(variables, ADDRESS_VARS) or name),
+            port=port_number,
+            user=str(user) if user is not None else None,
+            key_file=Path(str(key)).expanduser() if key else None,
+            kind=kind,
+        )
+
+
+@dataclass(frozen=True)
+class Host:
+    """One inventory host with its groups and merged variables (group < host)."""
+
+    name: str
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()
+
+    def connection(self) -> HostConnection:
+        """The host's connection settings; raises ValueError on a bad setting."""
+        return HostConnection.from_vars(self.name, self.vars)

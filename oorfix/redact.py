@@ -1,0 +1,57 @@
+"""The one place that knows secrets: masking them and commands that print masked.
+
+Every string that leaves oorfix (console, run record, error messages) passes through a
+Redactor. A Command's ``str()`` and ``repr()`` are masked; the raw text is only reachable
+through its ``text`` attribute, which only transports read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+MASK = "********"
+# Values this short would mask common words and digits everywhere; they are not secrets.
+MIN_SECRET_LENGTH = 4
+
+
+@dataclass(frozen=True)
+class Redactor:
+    """Masks every known secret value in a text."""
+
+    secrets: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def of(cls, values: Iterable[object]) -> Redactor:
+        """A redactor for these values (non-strings by their text; short ones ignored)."""
+        texts = {str(v) for v in values if v is not None}
+        return cls(frozenset(t for t in texts if len(t) >= MIN_SECRET_LENGTH))
+
+    def __call__(self, text: str) -> str:
+        # Longest first, so a secret that contains another is masked whole.
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def merge(self, other: Redactor) -> Redactor:
+        """A redactor that masks the secrets of both."""
+        return Redactor(self.secrets | other.secrets)
+
+
+NO_SECRETS = Redactor()
+
+
+@dataclass(frozen=True)
+class Command:
+    """A shell command to run on a host, that prints with its secrets masked."""
+
+    text: str
+    redactor: Redactor = NO_SECRETS
+    stdin: bytes | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return self.redactor(self.text)
+
+    def __repr__(self) -> str:
+        return f"Command({str(self)!r})"
