@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 # Ansible's connection variables and oorfix's short names for them, in order of preference.
-ADDRESS_VARS = ("ansible_host", "ansible_ssh_host", "address")
-PORT_VARS = ("ansible_port", "ansible_ssh_port", "port")
-USER_VARS = ("ansible_user", "ansible_ssh_user", "user")
-KEY_VARS = ("ansible_ssh_private_key_file", "ansible_private_key_file", "key_file")
-CONNECTION_VARS = ("ansible_connection", "connection")
+# The short names carry an ``ssh_`` prefix because runbooks use plain ``port`` and ``user``
+# for the application's own port and user; a clash would send SSH to the API's port.
+ADDRESS_VARS = ("ansible_host", "ansible_ssh_host", "ssh_host")
+PORT_VARS = ("ansible_port", "ansible_ssh_port", "ssh_port")
+USER_VARS = ("ansible_user", "ansible_ssh_user", "ssh_user")
+KEY_VARS = ("ansible_ssh_private_key_file", "ansible_private_key_file", "ssh_key_file")
+CONNECTION_VARS = ("ansible_connection", "oorfix_connection")
 CONNECTION_KINDS = ("ssh", "local")
 
 

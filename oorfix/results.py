@@ -154,6 +154,7 @@ class HostResult:
     steps: list[StepResult] = field(default_factory=list)
     error: str | None = None
     escalation: str | None = None
+    notes: list[str] = field(default_factory=list)
     started: datetime = field(default_factory=utcnow)
     ended: datetime = field(default_factory=utcnow)
 

@@ -146,22 +146,34 @@ class _Builder:
 
     def scalar(self, node: yaml.Node) -> Any:
         value = str(node.value)
-        tag = node.tag
-        if tag == "tag:yaml.org,2002:str":
+        if node.tag == _PLAIN:
+            return _plain(value)
+        if node.tag == "tag:yaml.org,2002:str":
             return value
-        if tag == _PLAIN and value in _NULL:
-            return None
-        if value in _TRUE:
-            return True
-        if value in _FALSE:
-            return False
-        if _INT.match(value):
-            return int(value.replace("_", ""))
-        if _FLOAT.match(value):
-            return float(value)
-        if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"):
-            raise self.fail(node, f"{value!r} is not a valid {tag.rsplit(':', 1)[-1]}")
-        return value
+        # An explicit tag (!!int, !!float, !!bool, !!null) must fit its value exactly.
+        kind = node.tag.rsplit(":", 1)[-1]
+        parsed = _plain(value)
+        if kind == "float" and isinstance(parsed, int) and not isinstance(parsed, bool):
+            parsed = float(parsed)
+        wanted = {"int": int, "float": float, "bool": bool, "null": type(None)}[kind]
+        if type(parsed) is not wanted:
+            raise self.fail(node, f"{value!r} is not a valid {kind}")
+        return parsed
+
+
+def _plain(value: str) -> Any:
+    """A plain scalar resolved the YAML 1.2 core way; anything else stays a string."""
+    if value in _NULL:
+        return None
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    if _INT.match(value):
+        return int(value.replace("_", ""))
+    if _FLOAT.match(value):
+        return float(value)
+    return value
 
 
 def _compose(text: str, path: Path) -> yaml.Node | None:

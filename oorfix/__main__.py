@@ -1,0 +1,3 @@
+from oorfix.cli import main
+
+main()

@@ -1,0 +1,224 @@
+"""The command line: parse, load and validate everything, call the engine, print, exit.
+
+The only module that prints or exits. Input errors are printed as ``path:line: message``
+and exit 2 before any host is contacted; exit codes are documented in the README.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+import click
+
+from oorfix import __version__
+from oorfix.console import ConsoleObserver, make_console, print_plan, summary_table
+from oorfix.engine import Engine, EngineOptions
+from oorfix.errors import InputError, InputErrors
+from oorfix.hosts import Host
+from oorfix.inventory import Inventory, load_inventory
+from oorfix.loader import LoadedRunbook, load_runbooks
+from oorfix.models import runbook_json_schema
+from oorfix.planner import PlannedJob, plan_run
+from oorfix.pool import ConnectionPool
+from oorfix.record import record_json, write_record
+from oorfix.results import ExitCode
+from oorfix.transport import ConnectOptions, Transport, open_transport
+from oorfix.validate import validate_paths
+from oorfix.yamlsource import load_file
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_INVENTORY = Path("inventory")
+DEFAULT_RUNBOOKS = Path("runbooks")
+
+
+def _fail_input(error: InputError) -> None:
+    errors = error.errors if isinstance(error, InputErrors) else [error]
+    console = make_console(stderr=True)
+    for item in errors:
+        console.print(f"[red]error:[/] {item.location_message()}", markup=True, highlight=False)
+    sys.exit(ExitCode.INPUT)
+
+
+def input_errors_exit(func: F) -> F:
+    """Turn InputError into printed ``path:line: message`` lines and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            _fail_input(exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
+    """``-e key=value`` and ``-e @file.yml`` into one mapping (later wins)."""
+    extra: dict[str, Any] = {}
+    for value in values:
+        if value.startswith("@"):
+            doc = load_file(Path(value[1:]))
+            if not isinstance(doc.data, dict):
+                raise InputError("extra vars file must be a mapping", value[1:], 1)
+            extra.update(doc.data)
+        elif "=" in value and value.split("=", 1)[0].isidentifier():
+            key, _, text = value.partition("=")
+            extra[key] = text
+        else:
+            raise InputError(f"-e {value!r}: expected key=value or @file.yml")
+    return extra
+
+
+def _load(
+    runbooks: Sequence[str], inventory_path: Path, extra: Sequence[str], limit: str | None
+) -> tuple[Inventory, list[PlannedJob]]:
+    loaded: list[LoadedRunbook] = load_runbooks(runbooks, DEFAULT_RUNBOOKS)
+    inventory = load_inventory(inventory_path)
+    planned = plan_run(loaded, inventory, parse_extra_vars(extra), limit)
+    return inventory, planned
+
+
+def _explain_empty(inventory: Inventory, runbooks: Sequence[str], limit: str | None) -> str:
+    groups = ", ".join(sorted(g for g in inventory.groups if g not in ("all", "ungrouped")))
+    pattern = f" with --limit {limit!r}" if limit else ""
+    return f"no host matches the runbooks' hosts{pattern}; nothing to do (groups: {groups})"
+
+
+runbook_args = click.argument("runbooks", nargs=-1, required=True)
+inventory_opt = click.option(
+    "-i", "--inventory", "inventory_path", type=click.Path(path_type=Path),
+    default=DEFAULT_INVENTORY, show_default=True, help="inventory file or directory",
+)  # fmt: skip
+limit_opt = click.option("-l", "--limit", help="host pattern to narrow the hosts to")
+extra_opt = click.option(
+    "-e", "--extra-vars", "extra", multiple=True, help="key=value or @file.yml; wins over all"
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="oorfix")
+def main() -> None:
+    """oorfix: confirm, fix and verify out-of-order faults with declarative runbooks."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-i", "--inventory", "inventory_path", type=click.Path(path_type=Path),
+              help="also render every runbook for every host of this inventory")  # fmt: skip
+@input_errors_exit
+def validate(paths: tuple[Path, ...], inventory_path: Path | None) -> None:
+    """Lint runbooks and inventories; errors are path:line: message, exit 2."""
+    summary = validate_paths(list(paths), inventory_path)
+    make_console().print(summary)
+
+
+@main.command()
+@runbook_args
+@inventory_opt
+@limit_opt
+@extra_opt
+@input_errors_exit
+def plan(
+    runbooks: tuple[str, ...], inventory_path: Path, limit: str | None, extra: tuple[str, ...]
+) -> None:
+    """Show every rendered command per host without connecting to any host."""
+    inventory, planned = _load(runbooks, inventory_path, extra, limit)
+    console = make_console()
+    if not planned:
+        make_console(stderr=True).print(_explain_empty(inventory, runbooks, limit))
+        return
+    print_plan(console, planned)
+
+
+def _transport_factory(options: ConnectOptions) -> Callable[[Host], Transport]:
+    def factory(host: Host) -> Transport:
+        return open_transport(host.connection(), options)
+
+    return factory
+
+
+@main.command()
+@runbook_args
+@inventory_opt
+@limit_opt
+@extra_opt
+@click.option("--dry-run", is_flag=True, help="run only read-only phases; show what would change")
+@click.option("-f", "--forks", default=10, show_default=True, type=click.IntRange(1, 500))
+@click.option("--known-hosts", type=click.Path(path_type=Path), help="default: ~/.ssh/known_hosts")
+@click.option("--accept-new-host-keys", is_flag=True, help="trust and remember unknown host keys")
+@click.option("--connect-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1))
+@click.option(
+    "--json", "json_path", type=click.Path(path_type=Path), help="run record ('-': stdout)"
+)
+@click.option("-v", "--verbose", count=True, help="-v steps, -vv commands")
+@click.option("-q", "--quiet", is_flag=True, help="only the summary")
+@input_errors_exit
+def run(
+    runbooks: tuple[str, ...],
+    inventory_path: Path,
+    limit: str | None,
+    extra: tuple[str, ...],
+    dry_run: bool,
+    forks: int,
+    known_hosts: Path | None,
+    accept_new_host_keys: bool,
+    connect_timeout: float,
+    json_path: Path | None,
+    verbose: int,
+    quiet: bool,
+) -> None:
+    """Run runbooks against hosts: detect, and fix what is confirmed (unless --dry-run)."""
+    inventory, planned = _load(runbooks, inventory_path, extra, limit)
+    console = make_console(stderr=str(json_path) == "-")
+    if not planned:
+        make_console(stderr=True).print(_explain_empty(inventory, runbooks, limit))
+        sys.exit(ExitCode.OK)
+    options = ConnectOptions(
+        known_hosts=known_hosts,
+        accept_new_host_keys=accept_new_host_keys,
+        connect_timeout=connect_timeout,
+        banner_timeout=connect_timeout,
+        auth_timeout=connect_timeout,
+    )
+    engine = Engine(
+        inventory,
+        ConnectionPool(_transport_factory(options)),
+        EngineOptions(forks=forks, dry_run=dry_run),
+        ConsoleObserver(console, -1 if quiet else verbose),
+    )
+    previous = _on_interrupt(engine.abort)
+    try:
+        result = engine.run([p.job for p in planned])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    meta = {"runbooks": sorted({p.job.runbook_name for p in planned}),
+            "inventory": str(inventory_path), "limit": limit}  # fmt: skip
+    if json_path is not None:
+        text = record_json(result, meta)
+        if str(json_path) == "-":
+            click.echo(text, nl=False)
+        else:
+            write_record(json_path, text)
+    console.print(summary_table(result))
+    sys.exit(result.exit_code())
+
+
+def _on_interrupt(abort: Callable[[], None]) -> Any:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        make_console(stderr=True).print("[yellow]interrupted: finishing running steps[/]")
+        abort()
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of runbook files."""
+    click.echo(json.dumps(runbook_json_schema(), indent=2))

@@ -1,0 +1,104 @@
+"""Console output for people: progress lines while a run goes, a summary table after."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from oorfix.planner import Job, PlannedJob
+from oorfix.results import HostResult, Outcome, RunResult, StepResult, StepStatus
+
+STATUS_STYLE = {
+    Outcome.HEALTHY: "green",
+    Outcome.FIXED: "bold green",
+    Outcome.FAILED: "bold red",
+    Outcome.WOULD_FIX: "yellow",
+    Outcome.UNREACHABLE: "magenta",
+    Outcome.ERROR: "red",
+    Outcome.SKIPPED: "dim",
+}
+STEP_STYLE = {
+    StepStatus.PASSED: "green",
+    StepStatus.FAILED: "red",
+    StepStatus.ERROR: "bold red",
+    StepStatus.SKIPPED: "dim",
+    StepStatus.PLANNED: "yellow",
+}
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console that colours only a terminal and respects NO_COLOR (rich does both)."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+class ConsoleObserver:
+    """Prints a line per finished job (and per step when verbose)."""
+
+    def __init__(self, console: Console, verbosity: int = 0):
+        self.console = console
+        self.verbosity = verbosity
+
+    def job_started(self, job: Job) -> None:
+        """Say which runbook starts on which host (verbose only)."""
+        if self.verbosity > 0:
+            self.console.print(f"[dim]start[/] {job.host.name} {escape(job.runbook_name)}")
+
+    def step_finished(self, job: Job, step: StepResult) -> None:
+        """Show a step's result (verbose only)."""
+        if self.verbosity <= 0:
+            return
+        style = STEP_STYLE[step.status]
+        where = f"{job.host.name}" + (f"->{step.host}" if step.host else "")
+        detail = f" rc={step.rc}" if step.rc is not None else ""
+        reason = f" [dim]{escape(step.reason)}[/]" if step.reason else ""
+        self.console.print(
+            f"  {where} {step.phase}: {escape(step.name)} [{style}]{step.status}[/]{detail}{reason}"
+        )
+        if self.verbosity > 1 and step.command:
+            self.console.print(f"    [dim]$ {escape(step.command)}[/]")
+
+    def job_finished(self, result: HostResult) -> None:
+        """One line per finished job, unless quiet."""
+        if self.verbosity < 0:
+            return
+        style = STATUS_STYLE[result.status]
+        seconds = (result.ended - result.started).total_seconds()
+        detail = f" [dim]{escape(result.error)}[/]" if result.error else ""
+        self.console.print(
+            f"[{style}]{result.status:>11}[/] {result.host} {escape(result.runbook)}"
+            f" [dim]({seconds:.1f}s)[/]{detail}"
+        )
+
+
+def summary_table(run: RunResult) -> Table:
+    """Host by runbook: status, steps run, and what is left to do."""
+    title = "dry-run: nothing was changed" if run.dry_run else "oorfix run " + run.run_id
+    table = Table(title=title, title_justify="left")
+    for column in ("host", "runbook", "fault", "status", "steps", "detail"):
+        table.add_column(column, overflow="fold")
+    for r in run.results:
+        style = STATUS_STYLE[r.status]
+        detail = r.escalation or r.error or "; ".join(r.notes) or ""
+        ran = sum(1 for s in r.steps if s.status not in (StepStatus.SKIPPED, StepStatus.PLANNED))
+        table.add_row(
+            r.host, r.runbook, r.fault, f"[{style}]{r.status}[/]", str(ran), escape(detail)
+        )
+    return table
+
+
+def print_plan(console: Console, planned: Sequence[PlannedJob]) -> None:
+    """Every rendered command per host and phase; mutating steps are marked."""
+    for item in planned:
+        job = item.job
+        console.print(
+            f"[bold]{job.host.name}[/] {escape(job.runbook_name)} ({job.loaded.runbook.fault})"
+        )
+        for step in item.steps:
+            mark = "[yellow]change[/]" if step.mutating else "[dim]read  [/]"
+            on = f" on {','.join(h.name for h in step.targets)}" if step.step.on else ""
+            when = f" [dim]when {escape(step.when)}[/]" if step.when else ""
+            console.print(f"  {mark} {step.phase:<9} {escape(step.label)}{on}{when}")
+            console.print(f"           $ {escape(str(step.command))}", style="dim")

@@ -1,0 +1,279 @@
+"""The engine: the only place phases are sequenced, hosts run in parallel.
+
+Per job: detect -> healthy, or evidence -> remediate -> verify -> fixed, or rollback ->
+escalate -> failed. Unreachable and error end a job early; would_fix ends a dry-run.
+Each host's jobs run one after the other on the host's one connection; hosts run in a
+bounded thread pool, and one host's trouble becomes that host's result, never the run's.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from oorfix import templating
+from oorfix.errors import ConnectError, ConnectionLost, InputError
+from oorfix.executor import StepExecutor
+from oorfix.inventory import Inventory
+from oorfix.models import Runbook, Step
+from oorfix.planner import Job
+from oorfix.pool import ConnectionPool
+from oorfix.results import HostResult, Outcome, Phase, RunResult, StepResult, StepStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Verdict(enum.Enum):
+    """What a list of checks says about a fault."""
+
+    CLEAR = "clear"  # every check met its expectation
+    FAULT = "fault"  # at least one check failed
+    ERROR = "error"  # no check failed, but at least one could not be judged
+
+
+class Observer(Protocol):
+    """Told about progress, e.g. by the console."""
+
+    def job_started(self, job: Job) -> None:
+        """A job is about to start."""
+
+    def step_finished(self, job: Job, step: StepResult) -> None:
+        """A step of a job has a result."""
+
+    def job_finished(self, result: HostResult) -> None:
+        """A job has its outcome."""
+
+
+class Gate(Protocol):
+    """Decides whether a job may remediate now (locks, budgets, approvals plug in here)."""
+
+    def __call__(self, job: Job) -> str | None:
+        """None to go ahead, or the reason the job may not remediate."""
+
+
+class _Silent:
+    def job_started(self, job: Job) -> None:
+        pass
+
+    def step_finished(self, job: Job, step: StepResult) -> None:
+        pass
+
+    def job_finished(self, result: HostResult) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How a run proceeds."""
+
+    forks: int = 10
+    dry_run: bool = False
+    sleep: Callable[[float], object] | None = None  # default: waits on the abort event
+
+
+@dataclass
+class _JobRun:
+    """One job's way through the phases."""
+
+    job: Job
+    steps: StepExecutor
+    options: EngineOptions
+    wait: Callable[[float], bool]
+    gate: Gate | None = None
+    error: str | None = None
+    escalation: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def runbook(self) -> Runbook:
+        """The runbook being run."""
+        return self.job.loaded.runbook
+
+    def checks(self, phase: Phase, steps: Sequence[Step], attempt: int = 1) -> Verdict:
+        """Run every check; any failure confirms the fault."""
+        statuses = [self.steps.execute(phase, s, attempt) for s in steps]
+        if any(r.status is StepStatus.FAILED for r in statuses):
+            return Verdict.FAULT
+        errors = [r for r in statuses if r.status is StepStatus.ERROR]
+        if errors:
+            self.error = f"{errors[0].name}: {errors[0].reason}"
+            return Verdict.ERROR
+        return Verdict.CLEAR
+
+    def flow(self) -> Outcome:
+        """Detect, and when a fault is confirmed, the rest of the phases."""
+        verdict = self.checks(Phase.DETECT, self.runbook.detect)
+        if verdict is not Verdict.FAULT:
+            return Outcome.HEALTHY if verdict is Verdict.CLEAR else Outcome.ERROR
+        self.error = None
+        for step in self.runbook.evidence:
+            self.steps.execute(Phase.EVIDENCE, step)
+        if self.options.dry_run:
+            for step in self.runbook.remediate:
+                self.steps.execute(Phase.REMEDIATE, step)
+            return Outcome.WOULD_FIX
+        return self.repair()
+
+    def repair(self) -> Outcome:
+        """Remediate and verify; roll back and escalate when the fix does not hold."""
+        refused = self.gate(self.job) if self.gate is not None else None
+        if refused is not None:
+            self.error = refused
+        elif not self.runbook.remediate:
+            self.error = "fault confirmed; the runbook has no remediation"
+        elif self.remediate() and self.verify():
+            return Outcome.FIXED
+        else:
+            self.rollback()
+        self.escalate()
+        return Outcome.FAILED
+
+    def remediate(self) -> bool:
+        """Run the fix; False when a step failed. A step whose effect is unknown goes on
+        to verification, which decides."""
+        for step in self.runbook.remediate:
+            result = self.steps.execute(Phase.REMEDIATE, step)
+            if result.status is StepStatus.FAILED:
+                self.error = f"remediation step {result.name!r} failed: {result.reason}"
+                return False
+            if result.status is StepStatus.ERROR:
+                self.notes.append(f"{result.name}: {result.reason}; verifying its effect")
+                return True
+        return True
+
+    def verify(self) -> bool:
+        """Run the verify checks until they pass or the retries run out."""
+        spec = self.runbook.verify
+        checks = spec.checks if spec.checks is not None else self.runbook.detect
+        for attempt in range(1, spec.retries + 2):
+            if self.checks(Phase.VERIFY, checks, attempt) is Verdict.CLEAR:
+                self.error = None
+                return True
+            if attempt <= spec.retries and not self.wait(spec.delay):
+                break
+        self.error = self.error or "the fault is still there after remediation"
+        return False
+
+    def rollback(self) -> None:
+        """Undo the fix: every rollback step runs, even after one fails."""
+        for step in self.runbook.rollback:
+            self.steps.execute(Phase.ROLLBACK, step)
+
+    def escalate(self) -> None:
+        """Record the escalation message and run the escalation steps."""
+        spec = self.runbook.escalate
+        message = spec.message if spec else f"{self.runbook.fault} remains on {{{{ host.name }}}}"
+        try:
+            self.escalation = self.job.redactor(
+                templating.render_text(message, self.steps.context())
+            )
+        except InputError as exc:
+            self.escalation = f"{message} (could not render: {exc.message})"
+        for step in spec.steps if spec else []:
+            self.steps.execute(Phase.ESCALATE, step)
+
+
+class Engine:
+    """Runs jobs across hosts with bounded parallelism; the one engine every entry point uses."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        pool: ConnectionPool,
+        options: EngineOptions | None = None,
+        observer: Observer | None = None,
+        gate: Gate | None = None,
+    ):
+        self.inventory = inventory
+        self.pool = pool
+        self.options = options or EngineOptions()
+        self.observer: Observer = observer or _Silent()
+        self.gate = gate
+        self._abort = threading.Event()
+
+    def abort(self) -> None:
+        """Start no new job or step; running steps finish or time out."""
+        self._abort.set()
+
+    def _wait(self, seconds: float) -> bool:
+        if self.options.sleep is not None:
+            self.options.sleep(seconds)
+            return not self._abort.is_set()
+        return not self._abort.wait(seconds)
+
+    def run(self, jobs: Sequence[Job], run_id: str | None = None) -> RunResult:
+        """Run every job; the result lists one HostResult per job, in job order."""
+        record = RunResult(
+            run_id or uuid.uuid4().hex[:12], utcnow(), utcnow(), self.options.dry_run
+        )
+        by_host = _group_by_host(jobs)
+        results: dict[int, HostResult] = {}
+        try:
+            for batch in self._batches(list(by_host)):
+                self._run_batch([by_host[h] for h in batch], results)
+        finally:
+            self.pool.close()
+        record.results = [results[i] for i in range(len(jobs)) if i in results]
+        record.aborted = self._abort.is_set()
+        record.ended = utcnow()
+        return record
+
+    def _batches(self, hosts: list[str]) -> Iterator[list[str]]:
+        # One batch for now; rolling batches and the circuit breaker slot in here.
+        yield hosts
+
+    def _run_batch(
+        self, groups: list[list[tuple[int, Job]]], results: dict[int, HostResult]
+    ) -> None:
+        workers = max(1, min(self.options.forks, len(groups)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="oorfix-host") as pool:
+            for done in pool.map(self._run_host, groups):
+                results.update(done)
+
+    def _run_host(self, jobs: list[tuple[int, Job]]) -> dict[int, HostResult]:
+        done: dict[int, HostResult] = {}
+        for index, job in jobs:
+            if self._abort.is_set():
+                break
+            done[index] = self._run_job(job)
+        return done
+
+    def _run_job(self, job: Job) -> HostResult:
+        self.observer.job_started(job)
+        rb = job.loaded.runbook
+        result = HostResult(job.host.name, rb.name, rb.fault, Outcome.ERROR)
+        steps = StepExecutor(job, self.pool, self.inventory, self.options.dry_run,
+                             lambda s: self.observer.step_finished(job, s))  # fmt: skip
+        run = _JobRun(job, steps, self.options, self._wait, self.gate)
+        try:
+            self.pool.get(job.host)
+            result.status = run.flow()
+        except ConnectError as exc:
+            result.status, run.error = Outcome.UNREACHABLE, exc.message
+        except ConnectionLost as exc:
+            self.pool.discard(job.host)
+            result.status, run.error = (
+                Outcome.ERROR,
+                f"connection lost: {exc.message}; effect unknown",
+            )
+        except Exception as exc:  # a bug: keep the traceback in the log, the run goes on
+            log.exception("internal error on %s", job.host.name)
+            result.status, run.error = Outcome.ERROR, f"internal error: {type(exc).__name__}: {exc}"
+        result.steps, result.error, result.escalation = steps.steps, run.error, run.escalation
+        result.notes = run.notes
+        result.ended = utcnow()
+        self.observer.job_finished(result)
+        return result
+
+
+def _group_by_host(jobs: Sequence[Job]) -> dict[str, list[tuple[int, Job]]]:
+    groups: dict[str, list[tuple[int, Job]]] = {}
+    for index, job in enumerate(jobs):
+        groups.setdefault(job.host.name, []).append((index, job))
+    return groups

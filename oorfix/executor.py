@@ -1,0 +1,154 @@
+"""Running one step of one job: condition, render, send, judge, register.
+
+Phase order lives in the engine; this module only knows how a single step becomes a
+StepResult, including the dry-run case (render, record, send nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from oorfix import templating
+from oorfix.actions import ActionError
+from oorfix.errors import ConnectError, InputError
+from oorfix.hosts import Host
+from oorfix.inventory import Inventory
+from oorfix.judge import judge, result_vars
+from oorfix.models import Step
+from oorfix.planner import Job, is_mutating, render_command, resolve_targets, step_timeout
+from oorfix.pool import ConnectionPool
+from oorfix.redact import Command
+from oorfix.results import CommandResult, Output, Phase, StepResult, StepStatus, utcnow
+
+SKIPPED_REGISTER: dict[str, Any] = {
+    "rc": None,
+    "stdout": "",
+    "stdout_lines": [],
+    "stderr": "",
+    "ok": False,
+    "failed": False,
+    "timed_out": False,
+    "skipped": True,
+}
+
+
+@dataclass
+class StepExecutor:
+    """Executes the steps of one job, keeping what they register."""
+
+    job: Job
+    pool: ConnectionPool
+    inventory: Inventory
+    dry_run: bool = False
+    on_step: Callable[[StepResult], None] = lambda _: None
+    registers: dict[str, Any] = field(default_factory=dict)
+    steps: list[StepResult] = field(default_factory=list)
+
+    def context(self) -> dict[str, Any]:
+        """The job's variables plus everything registered so far."""
+        return {**self.job.context, **self.registers}
+
+    def execute(self, phase: Phase, step: Step, attempt: int = 1) -> StepResult:
+        """Run one step (or plan it, in a dry-run) and record its result."""
+        result = self._execute(phase, step)
+        result.attempt = attempt
+        self.steps.append(result)
+        self.on_step(result)
+        return result
+
+    def _execute(self, phase: Phase, step: Step) -> StepResult:
+        context = self.context()
+        try:
+            label = templating.render_text(step.label, context)
+            if step.when is not None and not templating.evaluate(step.when, context):
+                self._register(step, SKIPPED_REGISTER)
+                return StepResult(phase, label, StepStatus.SKIPPED, reason=f"when: {step.when}")
+            command = render_command(self.job, step, context)
+            targets = resolve_targets(self.job, step, context, self.inventory)
+        except (InputError, ActionError) as exc:
+            reason = exc.message if isinstance(exc, InputError) else str(exc)
+            return StepResult(phase, step.label, StepStatus.ERROR, reason=self._redact(reason))
+        if self.dry_run and is_mutating(phase, step):
+            return StepResult(
+                phase, label, StepStatus.PLANNED, command=str(command), host=self._other(targets)
+            )
+        return self._run_on(phase, step, label, command, targets, context)
+
+    def _run_on(
+        self,
+        phase: Phase,
+        step: Step,
+        label: str,
+        command: Command,
+        targets: tuple[Host, ...],
+        context: dict[str, Any],
+    ) -> StepResult:
+        # Several `on:` targets run one after the other; the first that does not pass decides.
+        result: StepResult | None = None
+        for target in targets:
+            result = self._run_one(phase, step, label, command, target, context)
+            if result.status is not StepStatus.PASSED:
+                break
+        assert result is not None  # targets is never empty
+        return result
+
+    def _run_one(
+        self,
+        phase: Phase,
+        step: Step,
+        label: str,
+        command: Command,
+        target: Host,
+        context: dict[str, Any],
+    ) -> StepResult:
+        other = target.name if target.name != self.job.host.name else None
+        try:
+            transport = self.pool.get(target)
+        except ConnectError as exc:
+            if other is None:
+                raise
+            why = f"{other} unreachable: {exc.message}"
+            return StepResult(phase, label, StepStatus.ERROR, command=str(command), host=other,
+                              reason=why)  # fmt: skip
+        started = utcnow()
+        raw = transport.run(command, timeout=step_timeout(self.job, step), sudo=step.sudo)
+        result = self._redact_result(raw)
+        status, reason = self._verdict(step, result, context, started)
+        self._register(step, result_vars(result))
+        return StepResult.from_command(phase, label, result, status, host=other, reason=reason)
+
+    def _verdict(
+        self, step: Step, result: CommandResult, context: dict[str, Any], started: datetime
+    ) -> tuple[StepStatus, str | None]:
+        if result.timed_out:
+            seconds = (result.ended - started).total_seconds()
+            return StepStatus.ERROR, f"timed out after {seconds:.1f}s; the host killed it"
+        try:
+            reason = judge(step.expect, result, context)
+        except InputError as exc:
+            return StepStatus.ERROR, self._redact(exc.message)
+        return (StepStatus.PASSED, None) if reason is None else (StepStatus.FAILED, reason)
+
+    def _register(self, step: Step, value: dict[str, Any]) -> None:
+        if step.register_as:
+            self.registers[step.register_as] = value
+
+    def _redact(self, text: str) -> str:
+        return self.job.redactor(text)
+
+    def _redact_output(self, output: Output) -> Output:
+        return replace(output, text=self._redact(output.text))
+
+    def _redact_result(self, result: CommandResult) -> CommandResult:
+        return replace(
+            result,
+            stdout=self._redact_output(result.stdout),
+            stderr=self._redact_output(result.stderr),
+        )
+
+    def _other(self, targets: tuple[Host, ...]) -> str | None:
+        names = [t.name for t in targets if t.name != self.job.host.name]
+        return ",".join(names) or None

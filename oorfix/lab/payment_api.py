@@ -1,0 +1,91 @@
+"""The lab's payment API: a real HTTP process with a health and a payment endpoint.
+
+``GET /health`` answers ``{"status": "ok", "version": ...}``; ``POST /pay`` accepts a
+payment unless the installed version (read from the host's package database in the lab
+state directory) is one the lab marks as bad, in which case it rejects payments with 502.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+# Versions with the payment-rejecting bug of the guide's case study.
+BAD_VERSIONS = frozenset({"2.3.0-bad"})
+DEFAULT_VERSION = "2.4.1"
+
+
+def installed_version(state: Path | None, package: str = "pg-api") -> str:
+    """The installed version of ``package`` in the lab host's package database."""
+    if state is None:
+        return DEFAULT_VERSION
+    path = state / "packages.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return DEFAULT_VERSION
+    return str(data.get(package, DEFAULT_VERSION))
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Health and payment endpoints."""
+
+    server: PaymentServer
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        """Health check."""
+        if self.path != "/health":
+            self._send(404, {"error": "not found"})
+            return
+        self._send(200, {"status": "ok", "version": self.server.version})
+
+    def do_POST(self) -> None:
+        """Take a payment, unless this version has the rejecting bug."""
+        if self.path != "/pay":
+            self._send(404, {"error": "not found"})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        if self.server.version in BAD_VERSIONS:
+            self._send(502, {"status": "rejected", "error": "clearing module rejected payment"})
+            return
+        self._send(200, {"status": "accepted"})
+
+
+class PaymentServer(ThreadingHTTPServer):
+    """The HTTP server, knowing the version it runs."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], version: str):
+        super().__init__(address, Handler)
+        self.version = version
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until killed."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bind", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args(argv)
+    state_env = os.environ.get("OORFIX_LAB_STATE")
+    version = installed_version(Path(state_env) if state_env else None)
+    server = PaymentServer((args.bind, args.port), version)
+    print(f"pg-api {version} listening on {args.bind}:{args.port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""Jobs (a runbook on a host), their variables, and rendering their steps.
+
+Everything a run will send is rendered here first, for every host, before any host is
+contacted: an undefined variable or an unsafe action parameter is an input error found
+offline. Values registered at run time are stood in for by ``Deferred`` placeholders then.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from oorfix import actions, templating
+from oorfix.errors import InputError, InputErrors, TemplateError
+from oorfix.hosts import Host
+from oorfix.inventory import Inventory
+from oorfix.loader import LoadedRunbook, template_fields
+from oorfix.models import Step
+from oorfix.redact import Command, Redactor
+from oorfix.results import Phase
+
+# Variables whose names say they hold a secret are masked even when not listed in `secrets:`.
+SECRET_NAME = re.compile(r"(passw(or)?d|secret|token|api_?key|passphrase|credential)", re.I)
+WAIT_FOR_MARGIN = 10.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """One runbook to run against one host, with the host's variables resolved."""
+
+    loaded: LoadedRunbook
+    host: Host
+    context: Mapping[str, Any]
+    redactor: Redactor
+
+    @property
+    def runbook_name(self) -> str:
+        """The runbook's name."""
+        return self.loaded.name
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """A step as it would run on a host: rendered command, targets and whether it mutates."""
+
+    phase: Phase
+    loc: tuple[str | int, ...]
+    step: Step
+    label: str
+    command: Command
+    targets: tuple[Host, ...]
+    mutating: bool
+    timeout: float
+    when: str | None = None
+
+
+class Deferred:
+    """Stands in for a value registered at run time, so plans can still render."""
+
+    def __init__(self, path: str):
+        self._path = path
+
+    def __getattr__(self, name: str) -> Deferred:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return Deferred(f"{self._path}.{name}")
+
+    def __getitem__(self, key: object) -> Deferred:
+        return Deferred(f"{self._path}[{key!r}]")
+
+    def __str__(self) -> str:
+        return f"<{self._path} at run time>"
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+
+def _secret_names(loaded: LoadedRunbook, variables: Mapping[str, Any]) -> set[str]:
+    listed = set(loaded.runbook.secrets)
+    named = {k for k in variables if SECRET_NAME.search(k) and not k.endswith(("_file", "_path"))}
+    return listed | named
+
+
+def build_context(
+    loaded: LoadedRunbook,
+    host: Host,
+    inventory: Inventory,
+    extra_vars: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Template variables: runbook vars < group vars < host vars < extra vars, then magic."""
+    runbook_vars = loaded.runbook.vars
+    context: dict[str, Any] = {**runbook_vars, **host.vars, **extra_vars}
+    pending = [
+        name
+        for name, value in runbook_vars.items()
+        if isinstance(value, str) and templating.is_template(value)
+        and name not in host.vars and name not in extra_vars
+    ]  # fmt: skip
+    context.update(_magic(loaded, host, inventory))
+    # Runbook vars may refer to each other in any order; each pass resolves one more level.
+    for _ in range(len(pending)):
+        for name in pending:
+            context[name] = _render_var(loaded, host, name, context)
+        pending = [n for n in pending if templating.is_template(context[n])]
+    if pending:
+        raise loaded.error(("vars", pending[0]), "variables refer to each other in a loop")
+    return context
+
+
+def _render_var(loaded: LoadedRunbook, host: Host, name: str, context: dict[str, Any]) -> Any:
+    try:
+        return templating.render_text(context[name], context)
+    except TemplateError as exc:
+        raise loaded.error(("vars", name), f"{exc.message} (host {host.name})") from None
+
+
+def _magic(loaded: LoadedRunbook, host: Host, inventory: Inventory) -> dict[str, Any]:
+    conn = host.connection()
+    rb = loaded.runbook
+    return {
+        "host": {
+            "name": host.name,
+            "address": conn.address,
+            "port": conn.port,
+            "user": conn.user,
+            "groups": [g for g in host.groups if g not in ("all", "ungrouped")],
+        },
+        "runbook": {"name": rb.name, "fault": rb.fault, "severity": rb.severity},
+        "inventory_hostname": host.name,
+        "hostvars": {name: h.vars for name, h in inventory.hosts.items()},
+        "groups": {g: sorted(inventory.group_members(g)) for g in inventory.groups},
+    }
+
+
+def make_job(
+    loaded: LoadedRunbook, host: Host, inventory: Inventory, extra_vars: Mapping[str, Any]
+) -> Job:
+    """A job with its context and the redactor for its secrets."""
+    context = build_context(loaded, host, inventory, extra_vars)
+    secrets = [context[n] for n in _secret_names(loaded, context) if n in context]
+    return Job(loaded=loaded, host=host, context=context, redactor=Redactor.of(secrets))
+
+
+def step_timeout(job: Job, step: Step) -> float:
+    """Seconds the host allows the step before killing it."""
+    if step.timeout is not None:
+        return step.timeout
+    if step.wait_for is not None:
+        return step.wait_for.timeout + WAIT_FOR_MARGIN
+    return job.loaded.runbook.step_timeout
+
+
+def render_command(job: Job, step: Step, context: Mapping[str, Any]) -> Command:
+    """The command a step sends, rendered in ``context``; raises TemplateError/ActionError."""
+    if step.run is not None:
+        text = templating.render_command(step.run, context)
+    else:
+        params = templating.render_data(step.params.model_dump(exclude_none=True), context)
+        text = actions.render_action(step.kind, params)
+    return Command(text=text, redactor=job.redactor)
+
+
+def resolve_targets(
+    job: Job, step: Step, context: Mapping[str, Any], inventory: Inventory
+) -> tuple[Host, ...]:
+    """The hosts a step runs on: the job's host, or those its ``on:`` pattern selects."""
+    if step.on is None:
+        return (job.host,)
+    pattern = templating.render_text(step.on, context)
+    hosts = inventory.select(pattern)
+    if not hosts:
+        raise TemplateError(f"on: pattern {pattern!r} matches no inventory host")
+    return tuple(hosts)
+
+
+def phase_steps(job: Job) -> Iterator[tuple[Phase, tuple[str | int, ...], Step]]:
+    """Every step of the job's runbook in phase order, with its location in the file."""
+    rb = job.loaded.runbook
+    for phase, loc, steps in (
+        (Phase.DETECT, ("detect",), rb.detect),
+        (Phase.EVIDENCE, ("evidence",), rb.evidence),
+        (Phase.REMEDIATE, ("remediate",), rb.remediate),
+        (Phase.VERIFY, ("verify", "checks"), rb.verify.checks or []),
+        (Phase.ROLLBACK, ("rollback",), rb.rollback),
+        (Phase.ESCALATE, ("escalate", "steps"), rb.escalate.steps if rb.escalate else []),
+    ):
+        for i, step in enumerate(steps):
+            yield phase, (*loc, i), step
+
+
+def is_mutating(phase: Phase, step: Step) -> bool:
+    """Whether a step may change its host: mutating phases, and mutating actions anywhere."""
+    return phase.mutating or (step.kind != "run" and actions.mutates(step.kind))
+
+
+def _plan_context(job: Job) -> dict[str, Any]:
+    context = dict(job.context)
+    for _, _, step in phase_steps(job):
+        if step.register_as:
+            context[step.register_as] = Deferred(step.register_as)
+    return context
+
+
+def _check_names(
+    job: Job, loc: tuple[str | int, ...], step: Step, context: Mapping[str, Any]
+) -> None:
+    known = set(context) | {"result"}
+    for key, source, expression in template_fields(step):
+        missing = templating.names_used(source, expression) - known
+        if missing:
+            names = ", ".join(sorted(missing))
+            raise job.loaded.error(
+                (*loc, *key), f"undefined variable {names} (host {job.host.name})", TemplateError
+            )
+
+
+def plan_job(job: Job, inventory: Inventory) -> list[PlannedStep]:
+    """Render every step of a job offline; raises InputError for the first bad one."""
+    context = _plan_context(job)
+    planned = []
+    for phase, loc, step in phase_steps(job):
+        _check_names(job, loc, step, context)
+        try:
+            command = render_command(job, step, context)
+            targets = resolve_targets(job, step, context, inventory)
+            label = templating.render_text(step.label, context)
+        except (TemplateError, actions.ActionError) as exc:
+            message = exc.message if isinstance(exc, InputError) else str(exc)
+            raise job.loaded.error(
+                loc, f"{message} (host {job.host.name})", TemplateError
+            ) from None
+        planned.append(
+            PlannedStep(
+                phase,
+                loc,
+                step,
+                label,
+                command,
+                targets,
+                is_mutating(phase, step),
+                step_timeout(job, step),
+                step.when,
+            )
+        )
+    return planned
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """A job and its rendered steps."""
+
+    job: Job
+    steps: list[PlannedStep]
+
+
+def plan_run(
+    runbooks: Sequence[LoadedRunbook],
+    inventory: Inventory,
+    extra_vars: Mapping[str, Any],
+    limit: str | None = None,
+) -> list[PlannedJob]:
+    """Jobs for every runbook on every host its pattern (and ``limit``) selects, rendered."""
+    allowed = {h.name for h in inventory.select(limit)} if limit else None
+    planned: list[PlannedJob] = []
+    errors: list[InputError] = []
+    for loaded in runbooks:
+        for host in inventory.select(loaded.runbook.hosts):
+            if allowed is not None and host.name not in allowed:
+                continue
+            try:
+                job = make_job(loaded, host, inventory, extra_vars)
+                planned.append(PlannedJob(job, plan_job(job, inventory)))
+            except InputError as exc:
+                # One report per runbook: the same mistake on 200 hosts is one mistake.
+                errors.extend(exc.errors if isinstance(exc, InputErrors) else [exc])
+                break
+    if errors:
+        raise errors[0] if len(errors) == 1 else InputErrors(errors)
+    return planned

@@ -1,0 +1,148 @@
+"""Jinja2 in a sandbox with StrictUndefined; the only module that imports jinja2.
+
+Two ways to render: ``command`` shell-quotes every interpolated value unless it went
+through the ``quote`` filter (already quoted) or the ``raw`` filter (an explicit opt-out);
+``text`` renders names, messages and action parameters as they are, and the actions quote
+those themselves. Values from hosts (registered output) are data in the context; nothing
+ever renders them as a template again.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+from jinja2 import meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from oorfix.errors import TemplateError
+
+
+class ShellSafe(str):
+    """Text already fit to stand in a shell command as it is."""
+
+    __slots__ = ()
+
+
+def _quote_filter(value: Any) -> ShellSafe:
+    return value if isinstance(value, ShellSafe) else ShellSafe(shlex.quote(str(value)))
+
+
+def _raw_filter(value: Any) -> ShellSafe:
+    return ShellSafe(str(value))
+
+
+def _finalize_for_shell(value: Any) -> Any:
+    if isinstance(value, ShellSafe):
+        return value
+    return shlex.quote("" if value is None else str(value))
+
+
+def _environment(finalize: Any = None) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        finalize=finalize,
+    )
+    env.filters["quote"] = _quote_filter
+    env.filters["raw"] = _raw_filter
+    return env
+
+
+_TEXT_ENV = _environment()
+_SHELL_ENV = _environment(_finalize_for_shell)
+
+
+def is_template(source: str) -> bool:
+    """Whether ``source`` contains Jinja syntax at all."""
+    return "{{" in source or "{%" in source or "{#" in source
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return f"template syntax error: {exc.message}"
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"undefined variable: {exc.message}"
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return f"not allowed in a template: {exc}"
+    return f"template error: {type(exc).__name__}: {exc}"
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str, quoted: bool) -> jinja2.Template:
+    env = _SHELL_ENV if quoted else _TEXT_ENV
+    return env.from_string(source)
+
+
+@lru_cache(maxsize=4096)
+def _compile_expression(source: str) -> Any:
+    return _TEXT_ENV.compile_expression(source, undefined_to_none=False)
+
+
+def _render(source: str, context: Mapping[str, Any], quoted: bool) -> str:
+    if not is_template(source):
+        return source
+    try:
+        return _compile(source, quoted).render(context)
+    except jinja2.TemplateError as exc:
+        raise TemplateError(_message(exc)) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+        raise TemplateError(_message(exc)) from None
+
+
+def render_command(source: str, context: Mapping[str, Any]) -> str:
+    """Render a shell command: every interpolated value is shell-quoted unless opted out."""
+    return _render(source, context, quoted=True)
+
+
+def render_text(source: str, context: Mapping[str, Any]) -> str:
+    """Render text (names, messages, action parameters) without quoting."""
+    return _render(source, context, quoted=False)
+
+
+def render_data(value: Any, context: Mapping[str, Any]) -> Any:
+    """Render every string inside nested lists and dicts as text."""
+    if isinstance(value, str):
+        return render_text(value, context)
+    if isinstance(value, list):
+        return [render_data(v, context) for v in value]
+    if isinstance(value, dict):
+        return {k: render_data(v, context) for k, v in value.items()}
+    return value
+
+
+def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
+    """Evaluate a Jinja expression such as ``result.rc == 0 and 'ok' in result.stdout``."""
+    try:
+        value = _compile_expression(expression)(**context)
+        if isinstance(value, jinja2.Undefined):
+            str(value)  # StrictUndefined raises UndefinedError here, with its message
+        return value
+    except jinja2.TemplateError as exc:
+        raise TemplateError(_message(exc)) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+        raise TemplateError(_message(exc)) from None
+
+
+def _parse(source: str) -> nodes.Template:
+    try:
+        return _TEXT_ENV.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(_message(exc)) from None
+
+
+def names_used(source: str, expression: bool = False) -> set[str]:
+    """The top-level variable names a template (or an expression) reads."""
+    if not expression and not is_template(source):
+        return set()
+    text = "{{ (" + source + ") }}" if expression else source
+    return set(meta.find_undeclared_variables(_parse(text)))
+
+
+def check_syntax(source: str, expression: bool = False) -> None:
+    """Raise TemplateError if ``source`` is not a valid template (or expression)."""
+    names_used(source, expression)

@@ -1,0 +1,56 @@
+"""Suite-wide fixtures: one real OpenSSH sshd on loopback addresses for the integration tests."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from oorfix.hosts import HostConnection
+from oorfix.lab.sshd import SSHD, SshdServer
+from oorfix.transport.base import ConnectOptions
+
+SSHD_ADDRESSES = tuple(f"127.0.0.{n}" for n in range(2, 10))
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer]:
+    """One sshd serving 127.0.0.2-127.0.0.9 on one port; CI fails without sshd."""
+    if not SSHD.exists():
+        message = f"{SSHD} is not installed"
+        if os.environ.get("OORFIX_REQUIRE_SSHD") == "1":
+            pytest.fail(f"{message} and OORFIX_REQUIRE_SSHD=1")
+        pytest.skip(message)
+    server = SshdServer(tmp_path_factory.mktemp("sshd"), SSHD_ADDRESSES)
+    with server:
+        yield server
+
+
+@pytest.fixture
+def ssh_options(sshd: SshdServer) -> ConnectOptions:
+    """Connect options that trust exactly the lab sshd's host key; short timeouts."""
+    return ConnectOptions(
+        known_hosts=sshd.known_hosts,
+        connect_timeout=5.0,
+        banner_timeout=5.0,
+        auth_timeout=5.0,
+    )
+
+
+@pytest.fixture
+def ssh_conn(sshd: SshdServer) -> Callable[[str], HostConnection]:
+    """Make a HostConnection to one of the lab sshd's addresses, as the current user."""
+
+    def make(address: str) -> HostConnection:
+        return HostConnection(
+            name=f"lab-{address}",
+            address=address,
+            port=sshd.port,
+            user=getpass.getuser(),
+            key_file=sshd.client_key,
+            kind="ssh",
+        )
+
+    return make

@@ -1,0 +1,312 @@
+"""Engine outcomes over a scripted fake transport: exact commands in, outcomes out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from oorfix.engine import Engine, EngineOptions
+from oorfix.inventory import Inventory
+from oorfix.loader import LoadedRunbook
+from oorfix.planner import plan_run
+from oorfix.pool import ConnectionPool
+from oorfix.results import ExitCode, Outcome, Phase, RunResult, StepStatus
+
+from .fakes import Reply, Script, fake_factory
+
+RUNBOOK = """
+name: api-down
+fault: software.service_interruption
+hosts: payment_api
+vars: {port: 8080}
+detect:
+  - name: health
+    run: check-health {{ port }}
+evidence:
+  - run: collect-logs
+remediate:
+  - run: restart-api
+verify: {retries: 2, delay: 1s}
+rollback:
+  - run: undo-restart
+escalate:
+  message: "api still down on {{ host.name }}"
+"""
+
+Sent = list[tuple[str, str, bool]]
+
+
+def run(
+    inventory: Inventory,
+    loaded: LoadedRunbook,
+    scripts: dict[str, Script],
+    dry_run: bool = False,
+    limit: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> tuple[RunResult, Sent]:
+    sent: Sent = []
+    planned = plan_run([loaded], inventory, extra or {}, limit)
+    engine = Engine(
+        inventory,
+        ConnectionPool(fake_factory(scripts, sent)),
+        EngineOptions(forks=4, dry_run=dry_run, sleep=lambda _: None),
+    )
+    return engine.run([p.job for p in planned]), sent
+
+
+def commands(sent: Sent, host: str) -> list[str]:
+    return [
+        text.split(" ", 1)[0] if "sh -c" not in text else text for h, text, _ in sent if h == host
+    ]
+
+
+@pytest.fixture
+def api_down(runbook: Callable[[str], LoadedRunbook]) -> LoadedRunbook:
+    return runbook(RUNBOOK)
+
+
+def test_healthy_host_runs_only_detect(inventory: Inventory, api_down: LoadedRunbook) -> None:
+    scripts = {"api-1": Script().on("check-health")}
+    result, sent = run(inventory, api_down, scripts, limit="api-1")
+    assert [r.status for r in result.results] == [Outcome.HEALTHY]
+    assert [text for _, text, _ in sent] == ["check-health 8080"]
+    assert result.exit_code() is ExitCode.OK
+
+
+def test_fault_is_fixed_and_verified(inventory: Inventory, api_down: LoadedRunbook) -> None:
+    script = (
+        Script()
+        .on("check-health", Reply(rc=7), Reply(rc=7), Reply(rc=0))
+        .on("collect-logs", Reply(stdout="log line"))
+        .on("restart-api")
+    )
+    result, sent = run(inventory, api_down, {"api-1": script}, limit="api-1")
+    host = result.results[0]
+    assert host.status is Outcome.FIXED
+    assert [t for _, t, _ in sent] == [
+        "check-health 8080",
+        "collect-logs",
+        "restart-api",
+        "check-health 8080",
+        "check-health 8080",
+    ]
+    assert [(s.phase, s.status, s.attempt) for s in host.steps] == [
+        (Phase.DETECT, StepStatus.FAILED, 1),
+        (Phase.EVIDENCE, StepStatus.PASSED, 1),
+        (Phase.REMEDIATE, StepStatus.PASSED, 1),
+        (Phase.VERIFY, StepStatus.FAILED, 1),
+        (Phase.VERIFY, StepStatus.PASSED, 2),
+    ]
+    assert host.steps[1].stdout.text == "log line"
+    assert host.error is None
+    assert result.exit_code() is ExitCode.OK
+
+
+def test_dry_run_sends_no_mutating_command(inventory: Inventory, api_down: LoadedRunbook) -> None:
+    script = Script().on("check-health", Reply(rc=7)).on("collect-logs")
+    result, sent = run(inventory, api_down, {"api-1": script}, dry_run=True, limit="api-1")
+    host = result.results[0]
+    assert host.status is Outcome.WOULD_FIX
+    assert [t for _, t, _ in sent] == ["check-health 8080", "collect-logs"]
+    planned = [s for s in host.steps if s.status is StepStatus.PLANNED]
+    assert [(s.phase, s.command) for s in planned] == [(Phase.REMEDIATE, "restart-api")]
+    assert result.exit_code() is ExitCode.FAULT
+
+
+def test_fix_that_does_not_verify_rolls_back_and_escalates(
+    inventory: Inventory, api_down: LoadedRunbook
+) -> None:
+    script = (
+        Script().on("check-health", Reply(rc=7)).on("collect-logs").on("restart-api").on("undo")
+    )
+    result, sent = run(inventory, api_down, {"api-1": script}, limit="api-1")
+    host = result.results[0]
+    assert host.status is Outcome.FAILED
+    verify = [s for s in host.steps if s.phase is Phase.VERIFY]
+    assert [s.attempt for s in verify] == [1, 2, 3]  # retries: 2 -> three attempts
+    assert [t for _, t, _ in sent][-1] == "undo-restart"
+    assert host.escalation == "api still down on api-1"
+    assert host.error is not None
+    assert result.exit_code() is ExitCode.FAULT
+
+
+def test_failed_remediation_skips_verify(inventory: Inventory, api_down: LoadedRunbook) -> None:
+    script = (
+        Script()
+        .on("check-health", Reply(rc=7))
+        .on("collect-logs")
+        .on("restart-api", Reply(rc=1, stderr="unit not found"))
+        .on("undo")
+    )
+    result, sent = run(inventory, api_down, {"api-1": script}, limit="api-1")
+    host = result.results[0]
+    assert host.status is Outcome.FAILED
+    assert [t for _, t, _ in sent] == [
+        "check-health 8080",
+        "collect-logs",
+        "restart-api",
+        "undo-restart",
+    ]
+    assert "restart-api" in (host.error or "")
+    assert "exit status 1" in (host.error or "")
+
+
+def test_unreachable_host_does_not_stop_others(
+    inventory: Inventory, api_down: LoadedRunbook
+) -> None:
+    scripts = {
+        "api-1": Script(unreachable="connection refused"),
+        "api-2": Script().on("check-health"),
+    }
+    result, _ = run(inventory, api_down, scripts)
+    assert [(r.host, r.status) for r in result.results] == [
+        ("api-1", Outcome.UNREACHABLE),
+        ("api-2", Outcome.HEALTHY),
+    ]
+    assert result.results[0].error == "connection refused"
+    assert result.exit_code() is ExitCode.UNREACHABLE
+
+
+def test_detect_timeout_is_an_error_not_a_fault(
+    inventory: Inventory, api_down: LoadedRunbook
+) -> None:
+    script = Script().on("check-health", Reply(rc=124, timed_out=True))
+    result, sent = run(inventory, api_down, {"api-1": script}, limit="api-1")
+    host = result.results[0]
+    assert host.status is Outcome.ERROR
+    assert "timed out" in (host.error or "")
+    assert len(sent) == 1
+    assert result.exit_code() is ExitCode.FAULT
+
+
+def test_lost_connection_during_fix_is_an_error(
+    inventory: Inventory, api_down: LoadedRunbook
+) -> None:
+    script = (
+        Script().on("check-health", Reply(rc=7)).on("collect-logs").on("restart", Reply(lost=True))
+    )
+    result, _ = run(inventory, api_down, {"api-1": script}, limit="api-1")
+    host = result.results[0]
+    assert host.status is Outcome.ERROR
+    assert "connection lost" in (host.error or "")
+    assert "effect unknown" in (host.error or "")
+
+
+def test_timed_out_fix_is_judged_by_verification(
+    inventory: Inventory, api_down: LoadedRunbook
+) -> None:
+    script = (
+        Script()
+        .on("check-health", Reply(rc=7), Reply(rc=0))
+        .on("collect-logs")
+        .on("restart-api", Reply(rc=None, timed_out=True))
+    )
+    result, _ = run(inventory, api_down, {"api-1": script}, limit="api-1")
+    host = result.results[0]
+    assert host.status is Outcome.FIXED
+    assert any("timed out" in note for note in host.notes)
+
+
+def test_register_when_and_on(
+    inventory: Inventory, runbook: Callable[[str], LoadedRunbook]
+) -> None:
+    loaded = runbook(
+        """
+        name: vip
+        fault: hardware.power
+        hosts: api-1
+        detect:
+          - run: psu-status
+            register: psu
+            expect: {stdout: "^ok$"}
+        evidence:
+          - run: echo {{ psu.stdout }}
+          - run: never-run
+            when: psu.rc != 0
+        remediate:
+          - run: move-vip {{ host.name }}
+            on: lb
+        verify: {retries: 0}
+        """
+    )
+    script = Script().on("psu-status", Reply(stdout="degraded\n"), Reply(stdout="ok\n")).on("echo")
+    scripts = {"api-1": script, "lb-1": Script().on("move-vip")}
+    result, sent = run(inventory, loaded, scripts)
+    host = result.results[0]
+    assert host.status is Outcome.FIXED
+    assert sent == [
+        ("api-1", "psu-status", False),
+        ("api-1", "echo degraded", False),
+        ("lb-1", "move-vip api-1", False),
+        ("api-1", "psu-status", False),
+    ]
+    skipped = [s for s in host.steps if s.status is StepStatus.SKIPPED]
+    assert [s.name for s in skipped] == ["never-run"]
+    assert [s.host for s in host.steps if s.phase is Phase.REMEDIATE] == ["lb-1"]
+
+
+def test_hostile_inventory_value_is_quoted(
+    inventory: Inventory, runbook: Callable[[str], LoadedRunbook]
+) -> None:
+    loaded = runbook(
+        """
+        name: quoting
+        fault: software.crash
+        hosts: api-1
+        detect:
+          - run: systemctl is-active {{ service }}
+        """
+    )
+    scripts = {"api-1": Script().on("^systemctl is-active ")}
+    result, sent = run(inventory, loaded, scripts, extra={"service": "x; touch /tmp/pwned"})
+    assert sent == [("api-1", "systemctl is-active 'x; touch /tmp/pwned'", False)]
+    assert result.results[0].status is Outcome.HEALTHY
+
+
+def test_sudo_is_passed_to_the_transport(
+    inventory: Inventory, runbook: Callable[[str], LoadedRunbook]
+) -> None:
+    loaded = runbook(
+        """
+        name: restart
+        fault: software.crash
+        hosts: api-1
+        detect: [{run: probe}]
+        remediate:
+          - service: {name: pg-api, state: restarted, manager: systemd}
+            sudo: true
+        verify: {retries: 0}
+        """
+    )
+    script = Script().on("probe", Reply(rc=3), Reply(rc=0)).on("^systemctl restart")
+    _, sent = run(inventory, loaded, {"api-1": script})
+    assert sent[1] == (
+        "api-1",
+        "systemctl restart -- pg-api && systemctl is-active --quiet -- pg-api",
+        True,
+    )
+
+
+def test_secret_values_are_redacted(
+    inventory: Inventory, runbook: Callable[[str], LoadedRunbook]
+) -> None:
+    loaded = runbook(
+        """
+        name: secret
+        fault: software.crash
+        hosts: api-1
+        vars: {api_token: s3cr3t-value}
+        detect:
+          - run: probe --token {{ api_token }}
+        """
+    )
+    script = Script().on(
+        "probe", Reply(rc=1, stdout="bad token s3cr3t-value", stderr="s3cr3t-value")
+    )
+    result, sent = run(inventory, loaded, {"api-1": script})
+    step = result.results[0].steps[0]
+    assert sent[0][1] == "probe --token s3cr3t-value"  # the host gets the real value
+    assert "s3cr3t-value" not in (step.command or "")
+    assert "s3cr3t-value" not in step.stdout.text
+    assert "s3cr3t-value" not in step.stderr.text
