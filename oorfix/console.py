@@ -77,15 +77,16 @@ def summary_table(run: RunResult) -> Table:
     """Host by runbook: status, steps run, and what is left to do."""
     title = "dry-run: nothing was changed" if run.dry_run else "oorfix run " + run.run_id
     table = Table(title=title, title_justify="left")
-    for column in ("host", "runbook", "fault", "status", "steps", "detail"):
-        table.add_column(column, overflow="fold")
+    table.add_column("host", no_wrap=True)
+    table.add_column("runbook", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("steps", justify="right")
+    table.add_column("detail", overflow="fold")
     for r in run.results:
         style = STATUS_STYLE[r.status]
         detail = r.escalation or r.error or "; ".join(r.notes) or ""
         ran = sum(1 for s in r.steps if s.status not in (StepStatus.SKIPPED, StepStatus.PLANNED))
-        table.add_row(
-            r.host, r.runbook, r.fault, f"[{style}]{r.status}[/]", str(ran), escape(detail)
-        )
+        table.add_row(r.host, r.runbook, f"[{style}]{r.status}[/]", str(ran), escape(detail))
     return table
 
 

@@ -80,6 +80,10 @@ class ServiceParams(_Model):
     state: Literal["started", "stopped", "restarted", "reloaded"]
     manager: Literal["auto", "systemd", "sysv"] = "auto"
 
+    def describe(self) -> str:
+        """A short label for people."""
+        return f"service {self.name} {self.state}"
+
 
 class PackageParams(_Model):
     """Install a package (optionally an exact version), upgrade or remove it."""
@@ -88,6 +92,11 @@ class PackageParams(_Model):
     version: str | None = None
     state: Literal["present", "absent", "latest"] = "present"
     manager: Literal["auto", "apt", "dnf", "yum"] = "auto"
+
+    def describe(self) -> str:
+        """A short label for people."""
+        version = f" {self.version}" if self.version else ""
+        return f"package {self.name}{version} {self.state}"
 
 
 class RouteParams(_Model):
@@ -99,6 +108,12 @@ class RouteParams(_Model):
     metric: IntOrTemplate | None = None
     table: str | None = None
     state: Literal["present", "absent"] = "present"
+
+    def describe(self) -> str:
+        """A short label for people."""
+        via = f" via {self.via}" if self.via else ""
+        dev = f" dev {self.dev}" if self.dev else ""
+        return f"route {self.dest}{via}{dev} {self.state}"
 
 
 class WaitForParams(_Model):
@@ -119,6 +134,11 @@ class WaitForParams(_Model):
             raise ValueError("wait_for needs exactly one of port, url, path")
         return self
 
+    def describe(self) -> str:
+        """A short label for people."""
+        target = self.url or self.path or f"{self.host}:{self.port}"
+        return f"wait for {target} {self.state}"
+
 
 class FailoverParams(_Model):
     """Move a virtual IP from the host that holds it to this one (``ip addr`` + ARP)."""
@@ -126,6 +146,10 @@ class FailoverParams(_Model):
     vip: str = Field(description="address with prefix length, e.g. 10.0.0.100/24")
     dev: str
     state: Literal["present", "absent"] = "present"
+
+    def describe(self) -> str:
+        """A short label for people."""
+        return f"failover {self.vip} on {self.dev} {self.state}"
 
 
 class Step(_Model):
@@ -181,7 +205,7 @@ class Step(_Model):
             return self.name
         if self.run is not None:
             return self.run
-        return f"{self.kind} {' '.join(str(v) for v in self.params.model_dump().values() if v)}"
+        return self.params.describe()  # type: ignore[no-any-return]
 
 
 class Verify(_Model):

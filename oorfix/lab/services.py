@@ -128,6 +128,22 @@ def stop(unit: Unit) -> None:
     journal(unit, f"Stopped {unit.name}.service.")
 
 
+def crash(unit: Unit, oom: bool = True) -> bool:
+    """Kill the unit's process the way the kernel's OOM killer does, and journal it."""
+    pid = running_pid(unit)
+    if pid is None:
+        return False
+    if oom:
+        journal(unit, f"Out of memory: Killed process {pid} ({unit.name}) total-vm:812344kB")
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while running_pid(unit) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    journal(unit, "Main process exited, code=killed, status=9/KILL")
+    journal(unit, "Failed with result 'oom-kill'." if oom else "Failed with result 'signal'.")
+    return True
+
+
 def _names(args: list[str]) -> list[str]:
     names = [a for a in args if not a.startswith("-")]
     return [n.removesuffix(".service") for n in names]
