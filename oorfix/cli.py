@@ -16,6 +16,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 import click
+from rich.markup import escape
 
 from oorfix import __version__
 from oorfix.console import ConsoleObserver, make_console, print_plan, summary_table
@@ -81,14 +82,26 @@ def _load(
 ) -> tuple[Inventory, list[PlannedJob]]:
     loaded: list[LoadedRunbook] = load_runbooks(runbooks, DEFAULT_RUNBOOKS)
     inventory = load_inventory(inventory_path)
+    warn = make_console(stderr=True)
+    for warning in inventory.warnings:
+        warn.print(f"[yellow]warning:[/] {escape(warning)}")
     planned = plan_run(loaded, inventory, parse_extra_vars(extra), limit)
+    if not planned:
+        warn.print(f"nothing to do: {escape(_explain_empty(inventory, loaded, limit))}")
     return inventory, planned
 
 
-def _explain_empty(inventory: Inventory, runbooks: Sequence[str], limit: str | None) -> str:
-    groups = ", ".join(sorted(g for g in inventory.groups if g not in ("all", "ungrouped")))
-    pattern = f" with --limit {limit!r}" if limit else ""
-    return f"no host matches the runbooks' hosts{pattern}; nothing to do (groups: {groups})"
+def _explain_empty(inventory: Inventory, loaded: Sequence[LoadedRunbook], limit: str | None) -> str:
+    """Why no runbook has a host: the pattern that matched nothing, in the inventory's words."""
+    if limit:
+        hosts, why = inventory.select_or_explain(limit)
+        if not hosts and why:
+            return f"--limit {why}"
+    reasons = []
+    for item in loaded:
+        _, why = inventory.select_or_explain(item.runbook.hosts)
+        reasons.append(f"{item.name}: hosts {why}" if why else f"{item.name}: outside --limit")
+    return "; ".join(reasons)
 
 
 runbook_args = click.argument("runbooks", nargs=-1, required=True)
@@ -129,12 +142,8 @@ def plan(
     runbooks: tuple[str, ...], inventory_path: Path, limit: str | None, extra: tuple[str, ...]
 ) -> None:
     """Show every rendered command per host without connecting to any host."""
-    inventory, planned = _load(runbooks, inventory_path, extra, limit)
-    console = make_console()
-    if not planned:
-        make_console(stderr=True).print(_explain_empty(inventory, runbooks, limit))
-        return
-    print_plan(console, planned)
+    _, planned = _load(runbooks, inventory_path, extra, limit)
+    print_plan(make_console(), planned)
 
 
 def _transport_factory(options: ConnectOptions) -> Callable[[Host], Transport]:
@@ -178,7 +187,6 @@ def run(
     inventory, planned = _load(runbooks, inventory_path, extra, limit)
     console = make_console(stderr=str(json_path) == "-")
     if not planned:
-        make_console(stderr=True).print(_explain_empty(inventory, runbooks, limit))
         sys.exit(ExitCode.OK)
     options = ConnectOptions(
         known_hosts=known_hosts,

@@ -42,7 +42,7 @@ def _oorfix(
     console: Console, args: list[str], lab: Lab, inventory: Path, record: Path
 ) -> dict[str, Any]:
     argv = [sys.executable, "-m", "oorfix", "run", *RUNBOOKS, "-i", str(inventory)]
-    argv += ["--known-hosts", str(lab.sshd.known_hosts), "--json", str(record), *args]
+    argv += ["--known-hosts", str(lab.known_hosts), "--json", str(record), *args]
     console.rule(f"[bold]$ oorfix run {' '.join(RUNBOOKS)} {' '.join(args)}".rstrip())
     done = subprocess.run(argv, check=False)
     console.print(f"exit code {done.returncode}")

@@ -99,5 +99,5 @@ def _guesses(pattern: str, hosts: Mapping[str, Host], groups: Collection[str]) -
             continue
         if _match(word, hosts, groups):
             continue
-        guesses += [repr(name) for name in difflib.get_close_matches(word, names, n=2)]
+        guesses += [repr(name) for name in difflib.get_close_matches(word, names, n=2, cutoff=0.75)]
     return list(dict.fromkeys(guesses))

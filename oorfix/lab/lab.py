@@ -15,10 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from oorfix.hosts import HostConnection
 from oorfix.lab import services
 from oorfix.lab.sshd import SshdServer
 
 API_PORT = 8080
+# sshd listens on at most 16 sockets (MAX_LISTEN_SOCKS); larger labs get more sshds.
+SSHD_MAX_ADDRESSES = 16
 SHIMS = ("systemctl", "journalctl")
 
 
@@ -50,17 +53,34 @@ def payment_hosts(directory: Path, count: int = 3, base: str = "127.0.10.") -> l
 
 
 class Lab:
-    """Lab hosts behind one real sshd; ``up`` starts everything, ``down`` stops it all."""
+    """Lab hosts behind real sshds; ``up`` starts everything, ``down`` stops it all."""
 
     def __init__(self, directory: Path, hosts: Sequence[LabHost]):
         self.directory = directory.resolve()
         self.hosts = {h.name: h for h in hosts}
         self.bin = self.directory / "bin"
-        self.sshd = SshdServer(
-            self.directory / "sshd",
-            [h.address for h in hosts],
-            environments={h.address: self._environment(h) for h in hosts},
-        )
+        self.known_hosts = self.directory / "known_hosts"
+        self.servers: list[SshdServer] = []
+        self._server_of: dict[str, SshdServer] = {}
+        ordered = list(hosts)
+        for i in range(0, len(ordered), SSHD_MAX_ADDRESSES):
+            chunk = ordered[i : i + SSHD_MAX_ADDRESSES]
+            server = SshdServer(
+                self.directory / f"sshd-{len(self.servers)}",
+                [h.address for h in chunk],
+                environments={h.address: self._environment(h) for h in chunk},
+            )
+            self.servers.append(server)
+            self._server_of.update({h.name: server for h in chunk})
+
+    @property
+    def sshd(self) -> SshdServer:
+        """The sshd of the first hosts: the only one in a lab of up to 16 hosts."""
+        return self.servers[0]
+
+    def server(self, name: str) -> SshdServer:
+        """The sshd that plays host ``name``."""
+        return self._server_of[name]
 
     def _environment(self, host: LabHost) -> dict[str, str]:
         path = f"{self.bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
@@ -71,7 +91,9 @@ class Lab:
         self._write_shims()
         for host in self.hosts.values():
             self._prepare(host)
-        self.sshd.start()
+        for server in self.servers:
+            server.start()
+        self.known_hosts.write_text("".join(s.known_hosts.read_text() for s in self.servers))
         for host in self.hosts.values():
             for name in host.services:
                 services.start(services.Unit(host.state, name))
@@ -82,7 +104,8 @@ class Lab:
         for host in self.hosts.values():
             for name in host.services:
                 services.stop(services.Unit(host.state, name))
-        self.sshd.stop()
+        for server in self.servers:
+            server.stop()
 
     def __enter__(self) -> Lab:
         return self.up()
@@ -105,15 +128,27 @@ class Lab:
             argv += ["--bind", host.address, "--port", str(API_PORT)]
             services.define(host.state, "pg-api", argv)
 
+    def connection(self, name: str) -> HostConnection:
+        """How to reach lab host ``name`` over SSH."""
+        server = self._server_of[name]
+        return HostConnection(
+            name=name,
+            address=self.hosts[name].address,
+            port=server.port,
+            user=server.user,
+            key_file=server.client_key,
+        )
+
     def inventory(self) -> dict[str, object]:
         """An Ansible YAML inventory (as data) for the lab hosts."""
         groups: dict[str, dict[str, object]] = {}
         for host in self.hosts.values():
+            conn = self.connection(host.name)
             entry = {
-                "ansible_host": host.address,
-                "ansible_port": self.sshd.port,
-                "ansible_user": self.sshd.user,
-                "ansible_ssh_private_key_file": str(self.sshd.client_key),
+                "ansible_host": conn.address,
+                "ansible_port": conn.port,
+                "ansible_user": conn.user,
+                "ansible_ssh_private_key_file": str(conn.key_file),
                 **host.vars,
             }
             for group in host.groups:
