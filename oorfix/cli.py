@@ -19,7 +19,14 @@ import click
 from rich.markup import escape
 
 from oorfix import __version__
-from oorfix.console import ConsoleObserver, make_console, print_plan, summary_table
+from oorfix.catalog import FAULTS
+from oorfix.console import (
+    ConsoleObserver,
+    catalog_table,
+    make_console,
+    print_plan,
+    summary_table,
+)
 from oorfix.engine import Engine, EngineOptions
 from oorfix.errors import InputError, InputErrors
 from oorfix.hosts import Host
@@ -29,7 +36,7 @@ from oorfix.models import runbook_json_schema
 from oorfix.planner import PlannedJob, plan_run
 from oorfix.pool import ConnectionPool
 from oorfix.record import record_json, write_record
-from oorfix.results import ExitCode
+from oorfix.results import ExitCode, RunResult, new_run_id, utcnow
 from oorfix.transport import ConnectOptions, Transport, open_transport
 from oorfix.validate import validate_paths
 from oorfix.yamlsource import load_file
@@ -106,9 +113,14 @@ def _explain_empty(inventory: Inventory, loaded: Sequence[LoadedRunbook], limit:
 
 runbook_args = click.argument("runbooks", nargs=-1, required=True)
 inventory_opt = click.option(
-    "-i", "--inventory", "inventory_path", type=click.Path(path_type=Path),
-    default=DEFAULT_INVENTORY, show_default=True, help="inventory file or directory",
-)  # fmt: skip
+    "-i",
+    "--inventory",
+    "inventory_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_INVENTORY,
+    show_default=True,
+    help="inventory file or directory",
+)
 limit_opt = click.option("-l", "--limit", help="host pattern to narrow the hosts to")
 extra_opt = click.option(
     "-e", "--extra-vars", "extra", multiple=True, help="key=value or @file.yml; wins over all"
@@ -123,8 +135,13 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-i", "--inventory", "inventory_path", type=click.Path(path_type=Path),
-              help="also render every runbook for every host of this inventory")  # fmt: skip
+@click.option(
+    "-i",
+    "--inventory",
+    "inventory_path",
+    type=click.Path(path_type=Path),
+    help="also render every runbook for every host of this inventory",
+)
 @input_errors_exit
 def validate(paths: tuple[Path, ...], inventory_path: Path | None) -> None:
     """Lint runbooks and inventories; errors are path:line: message, exit 2."""
@@ -186,7 +203,10 @@ def run(
     """Run runbooks against hosts: detect, and fix what is confirmed (unless --dry-run)."""
     inventory, planned = _load(runbooks, inventory_path, extra, limit)
     console = make_console(stderr=str(json_path) == "-")
+    meta = {"runbooks": list(runbooks), "inventory": str(inventory_path), "limit": limit}
     if not planned:
+        now = utcnow()
+        _emit_record(RunResult(new_run_id(), now, now, dry_run), meta, json_path)
         sys.exit(ExitCode.OK)
     options = ConnectOptions(
         known_hosts=known_hosts,
@@ -206,16 +226,19 @@ def run(
         result = engine.run([p.job for p in planned])
     finally:
         signal.signal(signal.SIGINT, previous)
-    meta = {"runbooks": sorted({p.job.runbook_name for p in planned}),
-            "inventory": str(inventory_path), "limit": limit}  # fmt: skip
-    if json_path is not None:
-        text = record_json(result, meta)
-        if str(json_path) == "-":
-            click.echo(text, nl=False)
-        else:
-            write_record(json_path, text)
+    _emit_record(result, meta, json_path)
     console.print(summary_table(result))
     sys.exit(result.exit_code())
+
+
+def _emit_record(result: RunResult, meta: dict[str, Any], json_path: Path | None) -> None:
+    if json_path is None:
+        return
+    text = record_json(result, meta)
+    if str(json_path) == "-":
+        click.echo(text, nl=False)
+    else:
+        write_record(json_path, text)
 
 
 def _on_interrupt(abort: Callable[[], None]) -> Any:
@@ -224,6 +247,30 @@ def _on_interrupt(abort: Callable[[], None]) -> Any:
         abort()
 
     return signal.signal(signal.SIGINT, handler)
+
+
+@main.command()
+@click.option(
+    "--runbooks",
+    "runbook_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_RUNBOOKS,
+    show_default=True,
+    help="where the runbooks are",
+)
+@input_errors_exit
+def catalog(runbook_dir: Path) -> None:
+    """List the fault ids, what each detects and fixes, and the runbooks that handle them."""
+    loaded = load_runbooks([runbook_dir]) if runbook_dir.exists() else []
+    by_fault: dict[str, list[str]] = {}
+    for item in loaded:
+        by_fault.setdefault(item.runbook.fault, []).append(item.name)
+    rows = [(f.id, f.signal, f.fix, sorted(by_fault.pop(f.id, []))) for f in FAULTS]
+    rows += [
+        (fault, "preventive maintenance", "", sorted(names))
+        for fault, names in sorted(by_fault.items())
+    ]
+    make_console().print(catalog_table(rows))
 
 
 @main.command()

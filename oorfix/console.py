@@ -103,3 +103,15 @@ def print_plan(console: Console, planned: Sequence[PlannedJob]) -> None:
             when = f" [dim]when {escape(step.when)}[/]" if step.when else ""
             console.print(f"  {mark} {step.phase:<9} {escape(step.label)}{on}{when}")
             console.print(f"           $ {escape(str(step.command))}", style="dim")
+
+
+def catalog_table(rows: Sequence[tuple[str, str, str, list[str]]]) -> Table:
+    """Fault id, its typical signal and fix, and the runbooks that handle it."""
+    table = Table(title="oorfix fault catalogue", title_justify="left")
+    table.add_column("fault", no_wrap=True)
+    for column in ("detects", "fixes", "runbooks"):
+        table.add_column(column, overflow="fold")
+    for fault, signal, fix, runbooks in rows:
+        names = ", ".join(runbooks) if runbooks else "[red]none[/]"
+        table.add_row(fault, escape(signal), escape(fix), names)
+    return table

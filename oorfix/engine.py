@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +23,16 @@ from oorfix.inventory import Inventory
 from oorfix.models import Runbook, Step
 from oorfix.planner import Job
 from oorfix.pool import ConnectionPool
-from oorfix.results import HostResult, Outcome, Phase, RunResult, StepResult, StepStatus, utcnow
+from oorfix.results import (
+    HostResult,
+    Outcome,
+    Phase,
+    RunResult,
+    StepResult,
+    StepStatus,
+    new_run_id,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -209,9 +217,7 @@ class Engine:
 
     def run(self, jobs: Sequence[Job], run_id: str | None = None) -> RunResult:
         """Run every job; the result lists one HostResult per job, in job order."""
-        record = RunResult(
-            run_id or uuid.uuid4().hex[:12], utcnow(), utcnow(), self.options.dry_run
-        )
+        record = RunResult(run_id or new_run_id(), utcnow(), utcnow(), self.options.dry_run)
         by_host = _group_by_host(jobs)
         results: dict[int, HostResult] = {}
         try:
@@ -248,8 +254,13 @@ class Engine:
         self.observer.job_started(job)
         rb = job.loaded.runbook
         result = HostResult(job.host.name, rb.name, rb.fault, Outcome.ERROR)
-        steps = StepExecutor(job, self.pool, self.inventory, self.options.dry_run,
-                             lambda s: self.observer.step_finished(job, s))  # fmt: skip
+        steps = StepExecutor(
+            job,
+            self.pool,
+            self.inventory,
+            self.options.dry_run,
+            lambda s: self.observer.step_finished(job, s),
+        )
         run = _JobRun(job, steps, self.options, self._wait, self.gate)
         try:
             self.pool.get(job.host)

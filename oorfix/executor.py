@@ -62,7 +62,7 @@ class StepExecutor:
     def _execute(self, phase: Phase, step: Step) -> StepResult:
         context = self.context()
         try:
-            label = templating.render_text(step.label, context)
+            label = self._redact(templating.render_text(step.label, context))
             if step.when is not None and not templating.evaluate(step.when, context):
                 self._register(step, SKIPPED_REGISTER)
                 return StepResult(phase, label, StepStatus.SKIPPED, reason=f"when: {step.when}")
@@ -70,7 +70,8 @@ class StepExecutor:
             targets = resolve_targets(self.job, step, context, self.inventory)
         except (InputError, ActionError) as exc:
             reason = exc.message if isinstance(exc, InputError) else str(exc)
-            return StepResult(phase, step.label, StepStatus.ERROR, reason=self._redact(reason))
+            name = self._redact(step.label)
+            return StepResult(phase, name, StepStatus.ERROR, reason=self._redact(reason))
         if self.dry_run and is_mutating(phase, step):
             return StepResult(
                 phase, label, StepStatus.PLANNED, command=str(command), host=self._other(targets)
@@ -111,8 +112,9 @@ class StepExecutor:
             if other is None:
                 raise
             why = f"{other} unreachable: {exc.message}"
-            return StepResult(phase, label, StepStatus.ERROR, command=str(command), host=other,
-                              reason=why)  # fmt: skip
+            return StepResult(
+                phase, label, StepStatus.ERROR, command=str(command), host=other, reason=why
+            )
         started = utcnow()
         raw = transport.run(command, timeout=step_timeout(self.job, step), sudo=step.sudo)
         result = self._redact_result(raw)

@@ -95,9 +95,11 @@ def build_context(
     pending = [
         name
         for name, value in runbook_vars.items()
-        if isinstance(value, str) and templating.is_template(value)
-        and name not in host.vars and name not in extra_vars
-    ]  # fmt: skip
+        if isinstance(value, str)
+        and templating.is_template(value)
+        and name not in host.vars
+        and name not in extra_vars
+    ]
     context.update(_magic(loaded, host, inventory))
     # Runbook vars may refer to each other in any order; each pass resolves one more level.
     for _ in range(len(pending)):
@@ -225,7 +227,7 @@ def plan_job(job: Job, inventory: Inventory) -> list[PlannedStep]:
         try:
             command = render_command(job, step, context)
             targets = resolve_targets(job, step, context, inventory)
-            label = templating.render_text(step.label, context)
+            label = job.redactor(templating.render_text(step.label, context))
         except (TemplateError, actions.ActionError) as exc:
             message = exc.message if isinstance(exc, InputError) else str(exc)
             raise job.loaded.error(
@@ -262,7 +264,7 @@ def plan_run(
     limit: str | None = None,
 ) -> list[PlannedJob]:
     """Jobs for every runbook on every host its pattern (and ``limit``) selects, rendered."""
-    allowed = {h.name for h in inventory.select(limit)} if limit else None
+    allowed = {h.name for h in inventory.select(limit)} if limit is not None else None
     planned: list[PlannedJob] = []
     errors: list[InputError] = []
     for loaded in runbooks:

@@ -7,9 +7,15 @@ judges a CommandResult rather than catching something.
 from __future__ import annotations
 
 import enum
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+
+def new_run_id() -> str:
+    """A short random id for a run."""
+    return uuid.uuid4().hex[:12]
 
 
 def utcnow() -> datetime:

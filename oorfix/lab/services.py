@@ -20,6 +20,9 @@ from datetime import datetime
 from pathlib import Path
 
 STOP_TIMEOUT = 5.0
+# Services started by this process: kept so they are reaped when stopped (and so CPython
+# does not warn about a collected Popen whose daemon runs on).
+_children: dict[int, subprocess.Popen[bytes]] = {}
 START_SETTLE = 0.3  # a service that dies this soon after start did not start
 
 
@@ -66,6 +69,12 @@ def journal(unit: Unit, message: str) -> None:
         log.write(f"{stamp} lab systemd[1]: {unit.name}.service: {message}\n")
 
 
+def _reap(pid: int) -> None:
+    proc = _children.pop(pid, None)
+    if proc is not None:
+        proc.wait(STOP_TIMEOUT)
+
+
 def _start_time(pid: int) -> str | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -99,14 +108,21 @@ def start(unit: Unit) -> bool:
     env = {**os.environ, "OORFIX_LAB_STATE": str(unit.state), **spec["env"]}
     with unit.journal.open("ab") as log:
         proc = subprocess.Popen(
-            spec["argv"], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            env=env, start_new_session=True, cwd=unit.state,
-        )  # fmt: skip
+            spec["argv"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=env,
+            start_new_session=True,
+            cwd=unit.state,
+        )
+    _children[proc.pid] = proc
     started = _start_time(proc.pid)
     unit.pid_file.write_text(f"{proc.pid} {started}\n")
     journal(unit, f"Started {unit.name}.service (pid {proc.pid}).")
     time.sleep(START_SETTLE)
     if proc.poll() is not None:
+        _children.pop(proc.pid, None)
         journal(unit, f"Main process exited, code=exited, status={proc.returncode}/FAILURE")
         return False
     return True
@@ -124,6 +140,7 @@ def stop(unit: Unit) -> None:
         time.sleep(0.05)
     if running_pid(unit) is not None:
         os.kill(pid, signal.SIGKILL)
+    _reap(pid)
     unit.pid_file.unlink(missing_ok=True)
     journal(unit, f"Stopped {unit.name}.service.")
 
@@ -136,6 +153,7 @@ def crash(unit: Unit, oom: bool = True) -> bool:
     if oom:
         journal(unit, f"Out of memory: Killed process {pid} ({unit.name}) total-vm:812344kB")
     os.kill(pid, signal.SIGKILL)
+    _reap(pid)
     deadline = time.monotonic() + STOP_TIMEOUT
     while running_pid(unit) is not None and time.monotonic() < deadline:
         time.sleep(0.02)
