@@ -2,30 +2,24 @@
 
 paramiko's SSHClient is used directly rather than fabric's Connection: fabric accepts any
 host key, leaks threads after a failed login and captures output quadratically (PITFALLS
-1, 7, 12), and none of its extras are needed here. This is the only module that imports
+1, 7, 12), and none of its extras are needed here. Only this module and ``known_hosts`` import
 paramiko; every paramiko and socket exception is mapped in ``SshTransport._mapped``.
 
-Host keys work like OpenSSH with ``StrictHostKeyChecking=yes`` (or ``accept-new`` when
-``accept_new_host_keys`` is set): keys come from ``options.known_hosts`` (default
-``~/.ssh/known_hosts``, where a port other than 22 is written ``[address]:port``); an unknown
-key is refused before any credential is sent, and a changed key is always refused.
+Host keys are checked against known_hosts, like OpenSSH, as ``oorfix.transport.known_hosts``
+describes: an unknown key is refused before any credential is sent.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import getpass
-import hashlib
 import logging
 import select
-import shlex
 import signal
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, ClassVar
 
 import paramiko
@@ -37,6 +31,7 @@ from oorfix.redact import Command
 from oorfix.results import CommandResult, utcnow
 from oorfix.transport.base import ConnectOptions
 from oorfix.transport.capture import Capture
+from oorfix.transport.known_hosts import KnownHost
 from oorfix.transport.shell import is_timeout_status, sudo_needed, wrap
 
 _LOG = logging.getLogger(__name__)
@@ -53,8 +48,6 @@ _SEND_SIZE = 32 * 1024
 _POLL = 0.1
 _POLL_SENDING = 0.01  # the window opening is not signalled on the channel's fd
 _CLOSE_JOIN = 2.0
-_KNOWN_HOSTS_LOCK = threading.Lock()
-SSH_PORT = 22
 
 
 class _ParamikoToDebug(logging.Handler):
@@ -73,47 +66,6 @@ def _route_paramiko_logs() -> None:
 
 
 _route_paramiko_logs()
-
-
-def known_hosts_name(address: str, port: int) -> str:
-    """How known_hosts names a host: ``address``, or ``[address]:port`` off port 22."""
-    return address if port == SSH_PORT else f"[{address}]:{port}"
-
-
-def fingerprint(key: paramiko.PKey) -> str:
-    """The key's SHA256 fingerprint as OpenSSH prints it."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
-
-
-class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
-    """What to do with a key known_hosts does not list: refuse it, or accept-new and record it."""
-
-    def __init__(self, transport: SshTransport) -> None:
-        self.transport = transport
-
-    def missing_host_key(
-        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
-    ) -> None:
-        transport = self.transport
-        if not transport.options.accept_new_host_keys:
-            # Raised before authentication: no credential and no command reach the host.
-            raise HostKeyError(transport.name, transport.unknown_key_message(key))
-        append_known_host(transport.known_hosts, hostname, key)
-        _LOG.info("trusted new %s key %s for %s", key.get_name(), fingerprint(key), hostname)
-
-
-def append_known_host(path: Path, name: str, key: paramiko.PKey) -> None:
-    """Append one known_hosts line; never rewrites the file (comments, hashed entries stay)."""
-    line = f"{name} {key.get_name()} {key.get_base64()}\n".encode("ascii")
-    with _KNOWN_HOSTS_LOCK:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with path.open("a+b") as handle:
-            if handle.seek(0, 2) > 0:
-                handle.seek(-1, 2)
-                if handle.read(1) != b"\n":
-                    line = b"\n" + line  # no final newline: keep the last line whole
-            handle.write(line)  # append mode: always at the end
 
 
 def _channel_request(channel: paramiko.Channel, message: paramiko.Message) -> None:
@@ -161,15 +113,10 @@ class SshTransport:
         self.name = conn.name
         self.conn = conn
         self.options = options
-        self.known_hosts = (options.known_hosts or Path("~/.ssh/known_hosts")).expanduser()
+        self.known_host = KnownHost.of(conn, options.known_hosts)
         self._client: paramiko.SSHClient | None = None
         self._lock = threading.Lock()
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
-
-    @property
-    def host_key_name(self) -> str:
-        """This host's name in known_hosts."""
-        return known_hosts_name(self.conn.address, self.conn.port)
 
     def connect(self) -> None:
         """Open and authenticate the connection; raises ConnectError or HostKeyError."""
@@ -179,7 +126,7 @@ class SshTransport:
             client = paramiko.SSHClient()
             try:
                 with self._mapped(lost=False):
-                    self._trust(client)
+                    self.known_host.trust(client, accept_new=self.options.accept_new_host_keys)
                     client.connect(**self._connect_args(self._socket()))
             except BaseException:
                 _close_client(client)  # PITFALLS 12: a failed login leaves threads behind
@@ -260,12 +207,6 @@ class SshTransport:
         _LOG.debug("%s: channel closed without an exit status", self.name)
         return None
 
-    def _trust(self, client: paramiko.SSHClient) -> None:
-        """Load known_hosts and refuse (or accept-new) unknown keys, before connecting."""
-        if self.known_hosts.exists():
-            client.get_host_keys().load(str(self.known_hosts))
-        client.set_missing_host_key_policy(_HostKeyPolicy(self))
-
     def _socket(self) -> socket.socket:
         address = (self.conn.address, self.conn.port)
         sock = socket.create_connection(address, timeout=self.options.connect_timeout)
@@ -300,7 +241,7 @@ class SshTransport:
         try:
             yield
         except paramiko.BadHostKeyException as exc:
-            raise HostKeyError(self.name, self._changed_key_message(exc)) from exc
+            raise HostKeyError(self.name, self.known_host.changed_key_message(exc)) from exc
         except paramiko.AuthenticationException as exc:
             user = self.conn.user or getpass.getuser()
             raise ConnectError(self.name, f"authentication failed for {user}: {exc}") from exc
@@ -323,29 +264,6 @@ class SshTransport:
         if isinstance(exc, EOFError):
             return f"{where} closed the connection"
         return f"{where}: {exc or type(exc).__name__}"
-
-    def unknown_key_message(self, key: paramiko.PKey) -> str:
-        """Why an unknown key was refused, and how to trust it."""
-        port = f"-p {self.conn.port} " if self.conn.port != SSH_PORT else ""
-        known = shlex.quote(str(self.known_hosts))
-        return (
-            f"host key for {self.host_key_name} is not known "
-            f"({key.get_name()} {fingerprint(key)}); refused before logging in. "
-            "To trust it, confirm the fingerprint and run "
-            f"`ssh-keyscan {port}{self.conn.address} >> {known}`, "
-            "or pass --accept-new-host-keys"
-        )
-
-    def _changed_key_message(self, exc: paramiko.BadHostKeyException) -> str:
-        """Why a changed key was refused, and how to accept a legitimate re-key."""
-        known = shlex.quote(str(self.known_hosts))
-        return (
-            f"host key for {self.host_key_name} has changed: the host offers "
-            f"{exc.key.get_name()} {fingerprint(exc.key)} but {known} holds "
-            f"{fingerprint(exc.expected_key)}; possible man-in-the-middle attack, refused. "
-            "If the host was legitimately re-keyed, remove the old key with "
-            f"`ssh-keygen -R {shlex.quote(self.host_key_name)} -f {known}`"
-        )
 
 
 def _close_client(client: paramiko.SSHClient) -> None:
