@@ -10,6 +10,7 @@ import functools
 import json
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -50,7 +51,7 @@ def _fail_input(error: InputError) -> None:
     errors = error.errors if isinstance(error, InputErrors) else [error]
     console = make_console(stderr=True)
     for item in errors:
-        console.print(f"[red]error:[/] {item.location_message()}", markup=True, highlight=False)
+        console.print(f"[red]error:[/] {escape(item.location_message())}", highlight=False)
     sys.exit(ExitCode.INPUT)
 
 
@@ -75,6 +76,11 @@ def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
             doc = load_file(Path(value[1:]))
             if not isinstance(doc.data, dict):
                 raise InputError("extra vars file must be a mapping", value[1:], 1)
+            for key in doc.data:
+                if not isinstance(key, str) or not key.isidentifier():
+                    raise InputError(
+                        f"{key!r} is not a variable name", value[1:], doc.line_of((key,))
+                    )
             extra.update(doc.data)
         elif "=" in value and value.split("=", 1)[0].isidentifier():
             key, _, text = value.partition("=")
@@ -201,6 +207,7 @@ def run(
     quiet: bool,
 ) -> None:
     """Run runbooks against hosts: detect, and fix what is confirmed (unless --dry-run)."""
+    _check_writable(json_path)
     inventory, planned = _load(runbooks, inventory_path, extra, limit)
     console = make_console(stderr=str(json_path) == "-")
     meta = {"runbooks": list(runbooks), "inventory": str(inventory_path), "limit": limit}
@@ -229,6 +236,20 @@ def run(
     _emit_record(result, meta, json_path)
     console.print(summary_table(result))
     sys.exit(result.exit_code())
+
+
+def _check_writable(path: Path | None) -> None:
+    """Refuse an unwritable --json path before any host is touched, not after."""
+    if path is None or str(path) == "-":
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".oorfix-check-"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write the run record: {exc.strerror or exc}", path) from None
+    if path.is_dir():
+        raise InputError("cannot write the run record: it is a directory", path)
 
 
 def _emit_record(result: RunResult, meta: dict[str, Any], json_path: Path | None) -> None:

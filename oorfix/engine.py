@@ -8,6 +8,7 @@ bounded thread pool, and one host's trouble becomes that host's result, never th
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import threading
@@ -18,7 +19,7 @@ from typing import Protocol
 
 from oorfix import templating
 from oorfix.errors import ConnectError, ConnectionLost, InputError
-from oorfix.executor import StepExecutor
+from oorfix.executor import Aborted, StepExecutor
 from oorfix.inventory import Inventory
 from oorfix.models import Runbook, Step
 from oorfix.planner import Job
@@ -105,13 +106,15 @@ class _JobRun:
 
     def checks(self, phase: Phase, steps: Sequence[Step], attempt: int = 1) -> Verdict:
         """Run every check; any failure confirms the fault."""
-        statuses = [self.steps.execute(phase, s, attempt) for s in steps]
-        if any(r.status is StepStatus.FAILED for r in statuses):
-            return Verdict.FAULT
-        errors = [r for r in statuses if r.status is StepStatus.ERROR]
-        if errors:
-            self.error = f"{errors[0].name}: {errors[0].reason}"
-            return Verdict.ERROR
+        results = [self.steps.execute(phase, s, attempt) for s in steps]
+        for status, verdict in (
+            (StepStatus.FAILED, Verdict.FAULT),
+            (StepStatus.ERROR, Verdict.ERROR),
+        ):
+            first = next((r for r in results if r.status is status), None)
+            if first is not None:
+                self.error = f"{first.name}: {first.reason}"
+                return verdict
         return Verdict.CLEAR
 
     def flow(self) -> Outcome:
@@ -136,6 +139,8 @@ class _JobRun:
         elif not self.runbook.remediate:
             self.error = "fault confirmed; the runbook has no remediation"
         elif self.remediate() and self.verify():
+            if self.runbook.escalate is not None and self.runbook.escalate.always:
+                self.escalate()
             return Outcome.FIXED
         else:
             self.rollback()
@@ -159,19 +164,26 @@ class _JobRun:
         """Run the verify checks until they pass or the retries run out."""
         spec = self.runbook.verify
         checks = spec.checks if spec.checks is not None else self.runbook.detect
-        for attempt in range(1, spec.retries + 2):
+        attempts = spec.retries + 1
+        for attempt in range(1, attempts + 1):
             if self.checks(Phase.VERIFY, checks, attempt) is Verdict.CLEAR:
                 self.error = None
                 return True
-            if attempt <= spec.retries and not self.wait(spec.delay):
-                break
-        self.error = self.error or "the fault is still there after remediation"
+            if attempt < attempts and not self.wait(spec.delay):
+                raise Aborted
+        self.error = f"still faulty after {attempts} verification attempt(s): {self.error}"
         return False
 
     def rollback(self) -> None:
         """Undo the fix: every rollback step runs, even after one fails."""
         for step in self.runbook.rollback:
             self.steps.execute(Phase.ROLLBACK, step)
+
+    def escalate_after_loss(self) -> None:
+        """Escalate when the connection dropped: the message always, steps if they can run."""
+        # The message is recorded first; a step that could not run is in the record too.
+        with contextlib.suppress(ConnectError, ConnectionLost, Aborted):
+            self.escalate()
 
     def escalate(self) -> None:
         """Record the escalation message and run the escalation steps."""
@@ -246,8 +258,9 @@ class Engine:
         done: dict[int, HostResult] = {}
         for index, job in jobs:
             if self._abort.is_set():
-                break
-            done[index] = self._run_job(job)
+                done[index] = _skipped(job, "not started: the run was interrupted")
+            else:
+                done[index] = self._run_job(job)
         return done
 
     def _run_job(self, job: Job) -> HostResult:
@@ -260,6 +273,7 @@ class Engine:
             self.inventory,
             self.options.dry_run,
             lambda s: self.observer.step_finished(job, s),
+            self._abort.is_set,
         )
         run = _JobRun(job, steps, self.options, self._wait, self.gate)
         try:
@@ -268,11 +282,13 @@ class Engine:
         except ConnectError as exc:
             result.status, run.error = Outcome.UNREACHABLE, exc.message
         except ConnectionLost as exc:
-            self.pool.discard(job.host)
-            result.status, run.error = (
-                Outcome.ERROR,
-                f"connection lost: {exc.message}; effect unknown",
-            )
+            result.status, run.error = Outcome.ERROR, exc.message
+            run.escalate_after_loss()
+        except Aborted:
+            ran = bool(steps.steps)
+            result.status = Outcome.ERROR if ran else Outcome.SKIPPED
+            phase = steps.steps[-1].phase if ran else "start"
+            run.error = f"interrupted by the operator after {phase}; no further step was run"
         except Exception as exc:  # a bug: keep the traceback in the log, the run goes on
             log.exception("internal error on %s", job.host.name)
             result.status, run.error = Outcome.ERROR, f"internal error: {type(exc).__name__}: {exc}"
@@ -281,6 +297,11 @@ class Engine:
         result.ended = utcnow()
         self.observer.job_finished(result)
         return result
+
+
+def _skipped(job: Job, reason: str) -> HostResult:
+    rb = job.loaded.runbook
+    return HostResult(job.host.name, rb.name, rb.fault, Outcome.SKIPPED, error=reason)
 
 
 def _group_by_host(jobs: Sequence[Job]) -> dict[str, list[tuple[int, Job]]]:

@@ -13,12 +13,12 @@ from typing import Any
 
 from oorfix import templating
 from oorfix.actions import ActionError
-from oorfix.errors import ConnectError, InputError
+from oorfix.errors import ConnectError, ConnectionLost, InputError
 from oorfix.hosts import Host
 from oorfix.inventory import Inventory
 from oorfix.judge import judge, result_vars
 from oorfix.models import Step
-from oorfix.planner import Job, is_mutating, render_command, resolve_targets, step_timeout
+from oorfix.planner import Deferred, Job, is_mutating, render_command, resolve_targets, step_timeout
 from oorfix.pool import ConnectionPool
 from oorfix.redact import Command
 from oorfix.results import CommandResult, Output, Phase, StepResult, StepStatus, utcnow
@@ -35,6 +35,17 @@ SKIPPED_REGISTER: dict[str, Any] = {
 }
 
 
+class Aborted(Exception):
+    """The operator interrupted the run; no new step starts."""
+
+
+class _Lost(Exception):
+    """The job's own connection dropped during a step; carries that step's result."""
+
+    def __init__(self, result: StepResult):
+        self.result = result
+
+
 @dataclass
 class StepExecutor:
     """Executes the steps of one job, keeping what they register."""
@@ -44,6 +55,7 @@ class StepExecutor:
     inventory: Inventory
     dry_run: bool = False
     on_step: Callable[[StepResult], None] = lambda _: None
+    should_stop: Callable[[], bool] = lambda: False
     registers: dict[str, Any] = field(default_factory=dict)
     steps: list[StepResult] = field(default_factory=list)
 
@@ -53,7 +65,16 @@ class StepExecutor:
 
     def execute(self, phase: Phase, step: Step, attempt: int = 1) -> StepResult:
         """Run one step (or plan it, in a dry-run) and record its result."""
-        result = self._execute(phase, step)
+        if self.should_stop():
+            raise Aborted
+        try:
+            result = self._execute(phase, step)
+        except _Lost as lost:
+            self._record(lost.result, attempt)
+            raise ConnectionLost(self.job.host.name, lost.result.reason or "") from None
+        return self._record(result, attempt)
+
+    def _record(self, result: StepResult, attempt: int) -> StepResult:
         result.attempt = attempt
         self.steps.append(result)
         self.on_step(result)
@@ -61,9 +82,11 @@ class StepExecutor:
 
     def _execute(self, phase: Phase, step: Step) -> StepResult:
         context = self.context()
+        planned = self.dry_run and is_mutating(phase, step)
         try:
             label = self._redact(templating.render_text(step.label, context))
-            if step.when is not None and not templating.evaluate(step.when, context):
+            # A dry-run cannot know conditions on what earlier planned steps would return.
+            if not planned and step.when is not None and not self._condition(step.when, context):
                 self._register(step, SKIPPED_REGISTER)
                 return StepResult(phase, label, StepStatus.SKIPPED, reason=f"when: {step.when}")
             command = render_command(self.job, step, context)
@@ -72,11 +95,17 @@ class StepExecutor:
             reason = exc.message if isinstance(exc, InputError) else str(exc)
             name = self._redact(step.label)
             return StepResult(phase, name, StepStatus.ERROR, reason=self._redact(reason))
-        if self.dry_run and is_mutating(phase, step):
-            return StepResult(
-                phase, label, StepStatus.PLANNED, command=str(command), host=self._other(targets)
-            )
+        if planned:
+            if step.register_as:
+                self.registers[step.register_as] = Deferred(step.register_as)
+            why = f"when: {step.when}" if step.when else None
+            host = self._other(targets)
+            return StepResult(phase, label, StepStatus.PLANNED, str(command), host, reason=why)
         return self._run_on(phase, step, label, command, targets, context)
+
+    @staticmethod
+    def _condition(expression: str, context: dict[str, Any]) -> bool:
+        return bool(templating.evaluate(expression, context))
 
     def _run_on(
         self,
@@ -116,7 +145,16 @@ class StepExecutor:
                 phase, label, StepStatus.ERROR, command=str(command), host=other, reason=why
             )
         started = utcnow()
-        raw = transport.run(command, timeout=step_timeout(self.job, step), sudo=step.sudo)
+        try:
+            raw = transport.run(command, timeout=step_timeout(self.job, step), sudo=step.sudo)
+        except (ConnectionLost, ConnectError) as exc:
+            self.pool.discard(target)
+            why = f"connection to {target.name} lost: {exc.message}; effect unknown"
+            lost = StepResult(phase, label, StepStatus.ERROR, str(command), other, started=started,
+                              ended=utcnow(), reason=self._redact(why))  # fmt: skip
+            if other is None:
+                raise _Lost(lost) from exc
+            return lost
         result = self._redact_result(raw)
         status, reason = self._verdict(step, result, context, started)
         self._register(step, result_vars(result))
@@ -128,6 +166,8 @@ class StepExecutor:
         if result.timed_out:
             seconds = (result.ended - started).total_seconds()
             return StepStatus.ERROR, f"timed out after {seconds:.1f}s; the host killed it"
+        if result.rc is None:  # PITFALLS 5: no status is not a failure that is safe to act on
+            return StepStatus.ERROR, "no exit status (the session ended without one)"
         try:
             reason = judge(step.expect, result, context)
         except InputError as exc:

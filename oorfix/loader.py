@@ -126,6 +126,13 @@ def _static_errors(loaded: LoadedRunbook) -> Iterator[InputError]:
                 templating.check_syntax(source, expression)
             except TemplateError as exc:
                 yield loaded.error((*loc, *key), exc.message, TemplateError)
+        for quoted in templating.quoted_expressions(step.run or ""):
+            yield loaded.error(
+                (*loc, "run"),
+                f"{quoted} stands inside quotes, which undoes the quoting oorfix adds to "
+                "every value; remove the quotes around it (or use | raw deliberately)",
+                TemplateError,
+            )
     texts: list[tuple[Loc, Any]] = [(("vars", k), v) for k, v in rb.vars.items()]
     if rb.escalate is not None:
         texts.append((("escalate", "message"), rb.escalate.message))

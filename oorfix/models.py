@@ -15,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -124,8 +125,8 @@ class WaitForParams(_Model):
     url: str | None = None
     path: str | None = None
     state: Literal["started", "stopped"] = "started"
-    timeout: Seconds = 30.0
-    interval: Seconds = 1.0
+    timeout: Seconds = Field(30.0, gt=0)
+    interval: Seconds = Field(1.0, gt=0)
 
     @model_validator(mode="after")
     def _one_target(self) -> WaitForParams:
@@ -162,8 +163,8 @@ class Step(_Model):
     route: RouteParams | None = None
     wait_for: WaitForParams | None = None
     failover: FailoverParams | None = None
-    sudo: bool = False
-    timeout: Seconds | None = Field(None, description="default: the runbook's step_timeout")
+    sudo: StrictBool = False
+    timeout: Seconds | None = Field(None, gt=0, description="default: the runbook's step_timeout")
     on: str | None = Field(None, description="run on this inventory host pattern instead")
     when: str | None = Field(None, description="jinja expression; false skips the step")
     # BaseModel already has a `register` attribute, so the field takes the key as an alias.
@@ -221,6 +222,9 @@ class Escalate(_Model):
 
     message: str
     steps: list[Step] = Field(default_factory=list)
+    always: StrictBool = Field(
+        False, description="escalate after a verified fix too (facilities must still act)"
+    )
 
 
 class Runbook(_Model):
@@ -233,7 +237,7 @@ class Runbook(_Model):
     hosts: str = "all"
     vars: dict[str, Any] = Field(default_factory=dict)
     secrets: list[str] = Field(default_factory=list, description="variables masked in all output")
-    step_timeout: Seconds = 60.0
+    step_timeout: Seconds = Field(60.0, gt=0)
     detect: list[Step] = Field(min_length=1)
     evidence: list[Step] = Field(default_factory=list)
     remediate: list[Step] = Field(default_factory=list)

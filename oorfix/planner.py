@@ -7,12 +7,12 @@ offline. Values registered at run time are stood in for by ``Deferred`` placehol
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from oorfix import actions, templating
+from oorfix.context import build_context, inventory_secrets, job_redactor
 from oorfix.errors import InputError, InputErrors, TemplateError
 from oorfix.hosts import Host
 from oorfix.inventory import Inventory
@@ -20,9 +20,8 @@ from oorfix.loader import LoadedRunbook, template_fields
 from oorfix.models import Step
 from oorfix.redact import Command, Redactor
 from oorfix.results import Phase
+from oorfix.yamlsource import Loc
 
-# Variables whose names say they hold a secret are masked even when not listed in `secrets:`.
-SECRET_NAME = re.compile(r"(passw(or)?d|secret|token|api_?key|passphrase|credential)", re.I)
 WAIT_FOR_MARGIN = 10.0
 
 
@@ -46,7 +45,7 @@ class PlannedStep:
     """A step as it would run on a host: rendered command, targets and whether it mutates."""
 
     phase: Phase
-    loc: tuple[str | int, ...]
+    loc: Loc
     step: Step
     label: str
     command: Command
@@ -77,72 +76,17 @@ class Deferred:
         return iter(())
 
 
-def _secret_names(loaded: LoadedRunbook, variables: Mapping[str, Any]) -> set[str]:
-    listed = set(loaded.runbook.secrets)
-    named = {k for k in variables if SECRET_NAME.search(k) and not k.endswith(("_file", "_path"))}
-    return listed | named
-
-
-def build_context(
+def make_job(
     loaded: LoadedRunbook,
     host: Host,
     inventory: Inventory,
     extra_vars: Mapping[str, Any],
-) -> dict[str, Any]:
-    """Template variables: runbook vars < group vars < host vars < extra vars, then magic."""
-    runbook_vars = loaded.runbook.vars
-    context: dict[str, Any] = {**runbook_vars, **host.vars, **extra_vars}
-    pending = [
-        name
-        for name, value in runbook_vars.items()
-        if isinstance(value, str)
-        and templating.is_template(value)
-        and name not in host.vars
-        and name not in extra_vars
-    ]
-    context.update(_magic(loaded, host, inventory))
-    # Runbook vars may refer to each other in any order; each pass resolves one more level.
-    for _ in range(len(pending)):
-        for name in pending:
-            context[name] = _render_var(loaded, host, name, context)
-        pending = [n for n in pending if templating.is_template(context[n])]
-    if pending:
-        raise loaded.error(("vars", pending[0]), "variables refer to each other in a loop")
-    return context
-
-
-def _render_var(loaded: LoadedRunbook, host: Host, name: str, context: dict[str, Any]) -> Any:
-    try:
-        return templating.render_text(context[name], context)
-    except TemplateError as exc:
-        raise loaded.error(("vars", name), f"{exc.message} (host {host.name})") from None
-
-
-def _magic(loaded: LoadedRunbook, host: Host, inventory: Inventory) -> dict[str, Any]:
-    conn = host.connection()
-    rb = loaded.runbook
-    return {
-        "host": {
-            "name": host.name,
-            "address": conn.address,
-            "port": conn.port,
-            "user": conn.user,
-            "groups": [g for g in host.groups if g not in ("all", "ungrouped")],
-        },
-        "runbook": {"name": rb.name, "fault": rb.fault, "severity": rb.severity},
-        "inventory_hostname": host.name,
-        "hostvars": {name: h.vars for name, h in inventory.hosts.items()},
-        "groups": {g: sorted(inventory.group_members(g)) for g in inventory.groups},
-    }
-
-
-def make_job(
-    loaded: LoadedRunbook, host: Host, inventory: Inventory, extra_vars: Mapping[str, Any]
+    site_secrets: Sequence[Any] = (),
 ) -> Job:
     """A job with its context and the redactor for its secrets."""
     context = build_context(loaded, host, inventory, extra_vars)
-    secrets = [context[n] for n in _secret_names(loaded, context) if n in context]
-    return Job(loaded=loaded, host=host, context=context, redactor=Redactor.of(secrets))
+    redactor = job_redactor(loaded, context, site_secrets)
+    return Job(loaded=loaded, host=host, context=context, redactor=redactor)
 
 
 def step_timeout(job: Job, step: Step) -> float:
@@ -205,9 +149,7 @@ def _plan_context(job: Job) -> dict[str, Any]:
     return context
 
 
-def _check_names(
-    job: Job, loc: tuple[str | int, ...], step: Step, context: Mapping[str, Any]
-) -> None:
+def _check_names(job: Job, loc: Loc, step: Step, context: Mapping[str, Any]) -> None:
     known = set(context) | {"result"}
     for key, source, expression in template_fields(step):
         missing = templating.names_used(source, expression) - known
@@ -218,35 +160,81 @@ def _check_names(
             )
 
 
+def _check_conditions(job: Job, loc: Loc, step: Step, context: Mapping[str, Any]) -> None:
+    """Evaluate `when` and `that` with stand-ins, to find undefined attributes offline."""
+    local = {**context, "result": Deferred("result")}
+    conditions = [("when", step.when), ("expect.that", step.expect.that if step.expect else None)]
+    for key, expression in conditions:
+        if expression is None:
+            continue
+        try:
+            templating.evaluate(expression, local)
+        except TemplateError as exc:
+            if exc.message.startswith("undefined variable"):
+                raise job.loaded.error(
+                    (*loc, *key.split(".")), f"{exc.message} (host {job.host.name})", TemplateError
+                ) from None
+
+
+def _uses_registers(step: Step, registers: set[str]) -> bool:
+    return any(
+        templating.names_used(source, expression) & registers
+        for _, source, expression in template_fields(step)
+    )
+
+
+def _plan_step(
+    job: Job, phase: Phase, loc: Loc, step: Step, context: Mapping[str, Any], inventory: Inventory
+) -> PlannedStep:
+    registers = {k for k, v in context.items() if isinstance(v, Deferred)}
+    if step.kind != "run" and _uses_registers(step, registers):
+        # Action parameters from run-time values are checked when they are known.
+        text = f"<{step.kind} rendered at run time from registered values>"
+        command = Command(text=text, redactor=job.redactor)
+    else:
+        command = render_command(job, step, context)
+    targets = resolve_targets(job, step, context, inventory)
+    label = job.redactor(templating.render_text(step.label, context))
+    timeout = step_timeout(job, step)
+    return PlannedStep(
+        phase, loc, step, label, command, targets, is_mutating(phase, step), timeout, step.when
+    )
+
+
+def _check_escalation(job: Job, context: Mapping[str, Any]) -> None:
+    spec = job.loaded.runbook.escalate
+    if spec is None:
+        return
+    try:
+        templating.render_text(spec.message, context)
+    except TemplateError as exc:
+        message = f"{job.redactor(exc.message)} (host {job.host.name})"
+        raise job.loaded.error(("escalate", "message"), message, TemplateError) from None
+
+
 def plan_job(job: Job, inventory: Inventory) -> list[PlannedStep]:
     """Render every step of a job offline; raises InputError for the first bad one."""
     context = _plan_context(job)
     planned = []
     for phase, loc, step in phase_steps(job):
         _check_names(job, loc, step, context)
+        _check_conditions(job, loc, step, context)
         try:
-            command = render_command(job, step, context)
-            targets = resolve_targets(job, step, context, inventory)
-            label = job.redactor(templating.render_text(step.label, context))
-        except (TemplateError, actions.ActionError) as exc:
+            planned.append(_plan_step(job, phase, loc, step, context, inventory))
+        except (InputError, actions.ActionError) as exc:
+            where = (*loc, step.kind) if isinstance(exc, actions.ActionError) else loc
             message = exc.message if isinstance(exc, InputError) else str(exc)
-            raise job.loaded.error(
-                loc, f"{message} (host {job.host.name})", TemplateError
-            ) from None
-        planned.append(
-            PlannedStep(
-                phase,
-                loc,
-                step,
-                label,
-                command,
-                targets,
-                is_mutating(phase, step),
-                step_timeout(job, step),
-                step.when,
-            )
-        )
+            message = f"{job.redactor(message)} (host {job.host.name})"
+            raise job.loaded.error(where, message, TemplateError) from None
+    _check_escalation(job, context)
     return planned
+
+
+def _select(loaded: LoadedRunbook, inventory: Inventory) -> list[Host]:
+    try:
+        return inventory.select(loaded.runbook.hosts)
+    except InputError as exc:
+        raise loaded.error(("hosts",), exc.message) from None
 
 
 @dataclass(frozen=True)
@@ -265,14 +253,15 @@ def plan_run(
 ) -> list[PlannedJob]:
     """Jobs for every runbook on every host its pattern (and ``limit``) selects, rendered."""
     allowed = {h.name for h in inventory.select(limit)} if limit is not None else None
+    site = inventory_secrets(inventory)
     planned: list[PlannedJob] = []
     errors: list[InputError] = []
     for loaded in runbooks:
-        for host in inventory.select(loaded.runbook.hosts):
+        for host in _select(loaded, inventory):
             if allowed is not None and host.name not in allowed:
                 continue
             try:
-                job = make_job(loaded, host, inventory, extra_vars)
+                job = make_job(loaded, host, inventory, extra_vars, site)
                 planned.append(PlannedJob(job, plan_job(job, inventory)))
             except InputError as exc:
                 # One report per runbook: the same mistake on 200 hosts is one mistake.

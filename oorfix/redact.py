@@ -7,7 +7,8 @@ through its ``text`` attribute, which only transports read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import shlex
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 MASK = "********"
@@ -23,8 +24,9 @@ class Redactor:
 
     @classmethod
     def of(cls, values: Iterable[object]) -> Redactor:
-        """A redactor for these values (non-strings by their text; short ones ignored)."""
-        texts = {str(v) for v in values if v is not None}
+        """A redactor for these values, every leaf of nested ones, as text and shell-quoted."""
+        texts = {text for value in values for text in _leaves(value)}
+        texts |= {shlex.quote(t) for t in texts}
         return cls(frozenset(t for t in texts if len(t) >= MIN_SECRET_LENGTH))
 
     def __call__(self, text: str) -> str:
@@ -34,9 +36,18 @@ class Redactor:
                 text = text.replace(secret, MASK)
         return text
 
-    def merge(self, other: Redactor) -> Redactor:
-        """A redactor that masks the secrets of both."""
-        return Redactor(self.secrets | other.secrets)
+
+def _leaves(value: object) -> Iterator[str]:
+    if value is None:
+        return
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield str(value)
 
 
 NO_SECRETS = Redactor()

@@ -9,6 +9,7 @@ ever renders them as a template again.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping
 from functools import lru_cache
@@ -140,7 +141,39 @@ def names_used(source: str, expression: bool = False) -> set[str]:
     if not expression and not is_template(source):
         return set()
     text = "{{ (" + source + ") }}" if expression else source
-    return set(meta.find_undeclared_variables(_parse(text)))
+    try:
+        return set(meta.find_undeclared_variables(_parse(text)))
+    except jinja2.TemplateError as exc:  # an unknown filter or test, found while compiling
+        raise TemplateError(_message(exc)) from None
+
+
+def quoted_expressions(source: str) -> list[str]:
+    """The ``{{ ... }}`` of a shell command that stand inside '...' or "..." quotes.
+
+    oorfix quotes every interpolated value itself; inside the author's own quotes that quoting
+    cancels out (``'{{ v }}'`` with ``v = "x'; rm -rf /; '"``), so such places are refused,
+    unless the value goes through ``raw`` on purpose.
+    """
+    found: list[str] = []
+    quote: str | None = None
+    i = 0
+    while i < len(source):
+        if source.startswith("{{", i):
+            end = source.find("}}", i)
+            end = len(source) if end < 0 else end + 2
+            expression = source[i:end]
+            if quote is not None and not re.search(r"\|\s*raw\b", expression):
+                found.append(expression)
+            i = end
+            continue
+        char = source[i]
+        if char == "\\" and quote != "'":
+            i += 2
+            continue
+        if char in "'\"" and quote in (None, char):
+            quote = None if quote == char else char
+        i += 1
+    return found
 
 
 def check_syntax(source: str, expression: bool = False) -> None:

@@ -21,6 +21,7 @@ from oorfix.errors import YamlError
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_EXPANDED_NODES = 200_000
+MAX_DEPTH = 64
 
 Loc = tuple[str | int, ...]
 
@@ -102,6 +103,8 @@ class _Builder:
 
     def build(self, node: yaml.Node, loc: Loc) -> Any:
         self.lines.setdefault(loc, _mark_line(node))
+        if len(loc) > MAX_DEPTH:
+            raise self.fail(node, f"nested deeper than {MAX_DEPTH} levels")
         if node.tag not in _STANDARD_TAGS:
             raise self.fail(node, f"tag {node.tag!r} is not allowed")
         if id(node) in self.active:
@@ -180,6 +183,8 @@ def _compose(text: str, path: Path) -> yaml.Node | None:
     loader = _Composer(text)
     try:
         return loader.get_single_node()
+    except RecursionError:
+        raise YamlError("invalid YAML: nested too deeply", path) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = int(mark.line) + 1 if mark is not None else None
@@ -198,7 +203,11 @@ def load_text(text: str, path: Path) -> Document:
     node = _compose(text, path)
     if node is None:
         return Document(path=path, data=None)
-    if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+    try:
+        size = _expanded_size(node, {})
+    except RecursionError:
+        raise YamlError("invalid YAML: nested too deeply", path) from None
+    if size > MAX_EXPANDED_NODES:
         raise YamlError(
             f"aliases expand to more than {MAX_EXPANDED_NODES} nodes", path, _mark_line(node)
         )

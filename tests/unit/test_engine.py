@@ -189,8 +189,14 @@ def test_lost_connection_during_fix_is_an_error(
     result, _ = run(inventory, api_down, {"api-1": script}, limit="api-1")
     host = result.results[0]
     assert host.status is Outcome.ERROR
-    assert "connection lost" in (host.error or "")
-    assert "effect unknown" in (host.error or "")
+    assert host.error == "connection to api-1 lost: connection reset; effect unknown"
+    # The step that was running when the link dropped is in the record, with its command.
+    assert [(s.phase, s.status, s.command) for s in host.steps][-1] == (
+        Phase.REMEDIATE,
+        StepStatus.ERROR,
+        "restart-api",
+    )
+    assert host.escalation == "api still down on api-1"
 
 
 def test_timed_out_fix_is_judged_by_verification(
@@ -310,3 +316,143 @@ def test_secret_values_are_redacted(
     assert "s3cr3t-value" not in (step.command or "")
     assert "s3cr3t-value" not in step.stdout.text
     assert "s3cr3t-value" not in step.stderr.text
+
+
+def test_abort_starts_no_new_step_and_no_rollback(
+    inventory: Inventory, api_down: LoadedRunbook
+) -> None:
+    sent: Sent = []
+    planned = plan_run([api_down], inventory, {}, "api-1")
+    scripts = {"api-1": Script().on("check-health", Reply(rc=7)).on("collect-logs")}
+    engine = Engine(inventory, ConnectionPool(fake_factory(scripts, sent)), EngineOptions())
+
+    class AbortAfterDetect:
+        def job_started(self, job: object) -> None: ...
+        def job_finished(self, result: object) -> None: ...
+        def step_finished(self, job: object, step: object) -> None:
+            engine.abort()  # Ctrl-C while the first step runs
+
+    engine.observer = AbortAfterDetect()
+    result = engine.run([p.job for p in planned])
+    host = result.results[0]
+    assert [t for _, t, _ in sent] == ["check-health 8080"]  # no evidence, fix or rollback
+    assert host.status is Outcome.ERROR
+    assert host.error == "interrupted by the operator after detect; no further step was run"
+    assert result.aborted
+    assert result.exit_code() is ExitCode.ABORTED
+
+
+def test_jobs_not_started_after_abort_are_recorded_as_skipped(
+    inventory: Inventory, api_down: LoadedRunbook
+) -> None:
+    sent: Sent = []
+    planned = plan_run([api_down], inventory, {})
+    engine = Engine(inventory, ConnectionPool(fake_factory({}, sent)), EngineOptions(forks=1))
+    engine.abort()
+    result = engine.run([p.job for p in planned])
+    assert [(r.host, r.status) for r in result.results] == [
+        ("api-1", Outcome.SKIPPED),
+        ("api-2", Outcome.SKIPPED),
+    ]
+    assert sent == []
+
+
+def test_lost_on_host_does_not_blame_the_job_host(
+    inventory: Inventory, runbook: Callable[[str], LoadedRunbook]
+) -> None:
+    loaded = runbook(
+        """
+        name: drain
+        fault: hardware.component
+        hosts: payment_api
+        detect: [{run: probe}]
+        remediate:
+          - run: drain {{ host.name }}
+            on: lb
+        verify: {retries: 0}
+        """
+    )
+    scripts = {
+        "api-1": Script().on("probe", Reply(rc=1)),
+        "api-2": Script().on("probe", Reply(rc=1), Reply(rc=0)),
+        "lb-1": Script().on("drain api-1", Reply(lost=True)).on("drain api-2"),
+    }
+    result, sent = run(inventory, loaded, scripts)
+    first, second = result.results
+    assert first.status is Outcome.FAILED
+    assert first.steps[1].host == "lb-1"
+    assert first.steps[1].reason == ("connection to lb-1 lost: connection reset; effect unknown")
+    # lb-1's dead connection was dropped from the pool: the next job reconnects and works.
+    assert second.status is Outcome.FIXED
+    assert ("lb-1", "drain api-2", False) in sent
+
+
+def test_no_exit_status_is_an_error_not_a_fault(
+    inventory: Inventory, api_down: LoadedRunbook
+) -> None:
+    script = Script().on("check-health", Reply(rc=None))
+    result, sent = run(inventory, api_down, {"api-1": script}, limit="api-1")
+    host = result.results[0]
+    assert host.status is Outcome.ERROR
+    assert host.error == "health: no exit status (the session ended without one)"
+    assert len(sent) == 1  # nothing was remediated on a reading that means nothing
+
+
+def test_verify_failure_names_the_check_and_attempts(
+    inventory: Inventory, api_down: LoadedRunbook
+) -> None:
+    script = Script().on("check-health", Reply(rc=7)).on("collect").on("restart").on("undo")
+    result, _ = run(inventory, api_down, {"api-1": script}, limit="api-1")
+    assert result.results[0].error == (
+        "still faulty after 3 verification attempt(s): health: exit status 7, expected 0"
+    )
+
+
+def test_escalate_always_reports_a_verified_fix(
+    inventory: Inventory, runbook: Callable[[str], LoadedRunbook]
+) -> None:
+    loaded = runbook(
+        """
+        name: humid
+        fault: environment.humidity_dust
+        hosts: api-1
+        detect: [{run: probe}]
+        remediate: [{run: drain}]
+        verify: {retries: 0}
+        escalate: {message: "facilities: check {{ host.name }}", always: true}
+        """
+    )
+    scripts = {"api-1": Script().on("probe", Reply(rc=1), Reply(rc=0)).on("drain")}
+    result, _ = run(inventory, loaded, scripts)
+    host = result.results[0]
+    assert (host.status, host.escalation) == (Outcome.FIXED, "facilities: check api-1")
+
+
+def test_dry_run_plans_steps_that_depend_on_planned_ones(
+    inventory: Inventory, runbook: Callable[[str], LoadedRunbook]
+) -> None:
+    loaded = runbook(
+        """
+        name: plans
+        fault: software.crash
+        hosts: api-1
+        detect: [{run: probe}]
+        remediate:
+          - run: stop-it
+            register: stopped
+          - run: start-it --after {{ stopped.rc }}
+            when: stopped.rc == 0
+        """
+    )
+    scripts = {"api-1": Script().on("probe", Reply(rc=1))}
+    result, sent = run(inventory, loaded, scripts, dry_run=True)
+    steps = [(s.status, s.command, s.reason) for s in result.results[0].steps[1:]]
+    assert steps == [
+        (StepStatus.PLANNED, "stop-it", None),
+        (
+            StepStatus.PLANNED,
+            "start-it --after '<stopped.rc at run time>'",
+            "when: stopped.rc == 0",
+        ),
+    ]
+    assert [t for _, t, _ in sent] == ["probe"]

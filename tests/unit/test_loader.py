@@ -258,7 +258,7 @@ def load_error(write: Write, text: str) -> InputError:
         pytest.param(
             HEAD + DETECT + "remediate:\n  - run: x\n    sudo: maybe\n",
             RunbookError,
-            "7: remediate[0].sudo: Input should be a valid boolean, unable to interpret input",
+            "7: remediate[0].sudo: Input should be a valid boolean",
             id="bad-bool",
         ),
         pytest.param(
@@ -715,7 +715,7 @@ def test_unsafe_action_value_from_a_variable_is_a_plan_error(
     )
     assert (
         plan_error(loaded, inventory, {"svc": value})
-        == f"{loaded.path}:7: remediate[0]: {expected} (host api-1)"
+        == f"{loaded.path}:7: remediate[0].service: {expected} (host api-1)"
     )
 
 
