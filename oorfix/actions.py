@@ -83,7 +83,7 @@ def _apt(p: PackageParams, name: str) -> str:
     if not p.version:
         return install
     version = shlex.quote(str(p.version))
-    check = f"[ \"$(dpkg-query -W -f='${{Version}}' -- {name})\" = {version} ]"
+    check = f"[ \"$(dpkg-query -W -f='${{Version}}' {name})\" = {version} ]"
     return f"{install} && {check}"
 
 

@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from oorfix import __version__
 from oorfix.catalog import FAULTS
+from oorfix.cli_lab import lab as lab_commands
 from oorfix.console import (
     ConsoleObserver,
     catalog_table,
@@ -298,3 +299,6 @@ def catalog(runbook_dir: Path) -> None:
 def schema() -> None:
     """Print the JSON Schema of runbook files."""
     click.echo(json.dumps(runbook_json_schema(), indent=2))
+
+
+main.add_command(lab_commands)

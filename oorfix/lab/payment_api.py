@@ -17,6 +17,7 @@ from typing import Any
 # Versions with the payment-rejecting bug of the guide's case study.
 BAD_VERSIONS = frozenset({"2.3.0-bad"})
 DEFAULT_VERSION = "2.4.1"
+HOST = os.environ.get("OORFIX_LAB_HOST", "")
 
 
 def installed_version(state: Path | None, package: str = "pg-api") -> str:
@@ -49,7 +50,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path != "/health":
             self._send(404, {"error": "not found"})
             return
-        self._send(200, {"status": "ok", "version": self.server.version})
+        self._send(200, {"status": "ok", "version": self.server.version, "host": HOST})
 
     def do_POST(self) -> None:
         """Take a payment, unless this version has the rejecting bug."""
@@ -61,7 +62,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.version in BAD_VERSIONS:
             self._send(502, {"status": "rejected", "error": "clearing module rejected payment"})
             return
-        self._send(200, {"status": "accepted"})
+        self._send(200, {"status": "accepted", "host": HOST})
 
 
 class PaymentServer(ThreadingHTTPServer):

@@ -53,12 +53,26 @@ class Unit:
         return self.spec_file.is_file()
 
 
-def define(state: Path, name: str, argv: list[str], env: dict[str, str] | None = None) -> Unit:
-    """Define (or redefine) a unit on a lab host."""
+def define(
+    state: Path,
+    name: str,
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    netns: str | None = None,
+) -> Unit:
+    """Define (or redefine) a unit on a lab host, optionally inside its network namespace."""
     unit = Unit(state, name)
     unit.spec_file.parent.mkdir(parents=True, exist_ok=True)
-    unit.spec_file.write_text(json.dumps({"argv": argv, "env": env or {}}))
+    unit.spec_file.write_text(json.dumps({"argv": argv, "env": env or {}, "netns": netns}))
     return unit
+
+
+def in_netns(name: str) -> bool:
+    """Whether this process already runs in network namespace ``name``."""
+    try:
+        return os.stat(f"/run/netns/{name}").st_ino == os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return False
 
 
 def journal(unit: Unit, message: str) -> None:
@@ -106,9 +120,13 @@ def start(unit: Unit) -> bool:
     unit.pid_file.parent.mkdir(parents=True, exist_ok=True)
     unit.journal.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OORFIX_LAB_STATE": str(unit.state), **spec["env"]}
+    argv = list(spec["argv"])
+    netns = spec.get("netns")
+    if netns and not in_netns(netns):
+        argv = ["ip", "netns", "exec", netns, *argv]  # it execs: the pid stays the server's
     with unit.journal.open("ab") as log:
         proc = subprocess.Popen(
-            spec["argv"],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -135,6 +153,7 @@ def stop(unit: Unit) -> None:
         unit.pid_file.unlink(missing_ok=True)
         return
     os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGCONT)  # a hung (stopped) process only acts on TERM once resumed
     deadline = time.monotonic() + STOP_TIMEOUT
     while running_pid(unit) is not None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -40,6 +41,7 @@ class SshdServer:
         sshd: Path = SSHD,
         user: str | None = None,
         environments: Mapping[str, Mapping[str, str]] | None = None,
+        force_commands: Mapping[str, str] | None = None,
     ) -> None:
         self.directory = Path(directory).resolve()
         self.addresses = tuple(addresses)
@@ -47,6 +49,8 @@ class SshdServer:
         self.user = user or getpass.getuser()
         # Per address: variables sshd sets for sessions there (a lab host's state and PATH).
         self.environments = dict(environments or {})
+        # Per address: a command sessions there run instead (a lab host's namespace entry).
+        self.force_commands = dict(force_commands or {})
         self.port = 0
         self.host_key = self.directory / "ssh_host_ed25519_key"
         self.client_key = self.directory / "client_key"
@@ -84,6 +88,7 @@ class SshdServer:
         """Terminate sshd (by its pid), killing it if it does not exit in time."""
         proc, self._proc = self._proc, None
         if proc is None:
+            self._stop_recorded()
             return
         if proc.poll() is None:
             proc.terminate()
@@ -92,6 +97,29 @@ class SshdServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+    def running_pid(self) -> int | None:
+        """The pid in sshd's PidFile, if that process is alive and is this server's sshd."""
+        try:
+            pid = int(self.pid_file.read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            return None
+        # sshd rewrites its process title ("sshd: /usr/sbin/sshd -D ... [listener]"), so the
+        # config path is looked for in the text, not as one argument.
+        return pid if str(self.config).encode() in cmdline else None
+
+    def _stop_recorded(self) -> None:
+        """Stop an sshd started by another process (``oorfix lab down``), by its pid file."""
+        pid = self.running_pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self.running_pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.running_pid() is not None:
+            os.kill(pid, signal.SIGKILL)
 
     def __enter__(self) -> SshdServer:
         return self.start()
@@ -198,9 +226,17 @@ class SshdServer:
     def _match_blocks(self) -> list[str]:
         """A ``Match LocalAddress`` block per address that has session variables."""
         blocks = []
-        for address, variables in self.environments.items():
-            pairs = " ".join(_setenv_pair(k, v) for k, v in variables.items())
-            blocks += [f"Match LocalAddress {address}", f"    SetEnv {pairs}"]
+        for address in self.addresses:
+            lines = []
+            variables = self.environments.get(address, {})
+            if variables:
+                lines.append(
+                    "    SetEnv " + " ".join(_setenv_pair(k, v) for k, v in variables.items())
+                )
+            if address in self.force_commands:
+                lines.append(f"    ForceCommand {self.force_commands[address]}")
+            if lines:
+                blocks += [f"Match LocalAddress {address}", *lines]
         return blocks
 
     def _write_known_hosts(self) -> None:

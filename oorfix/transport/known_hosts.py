@@ -3,12 +3,15 @@
 Host keys work like OpenSSH with ``StrictHostKeyChecking=yes`` (or ``accept-new`` when
 ``accept_new_host_keys`` is set): keys come from ``options.known_hosts`` (default
 ``~/.ssh/known_hosts``, where a port other than 22 is written ``[address]:port``); an unknown
-key is refused before any credential is sent, and a changed key is always refused.
+key is refused before any credential is sent, and a changed key is always refused. A
+known_hosts file that cannot be read or parsed refuses the host too (HostKeyError, naming the
+file and the line): paramiko's own errors for it never escape this module.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import logging
 import shlex
@@ -51,6 +54,38 @@ def append_known_host(path: Path, name: str, key: paramiko.PKey) -> None:
             handle.write(line)  # append mode: always at the end
 
 
+def corrupt_line(path: Path, name: str) -> int | None:
+    """The number of the first known_hosts line paramiko fails on, if one can be found."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    for number, raw in enumerate(data.splitlines(), 1):
+        try:
+            line = raw.decode("utf-8").strip()
+            if not line or line.startswith("#"):
+                continue
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line, number)
+            for hashed in entry.hostnames if entry is not None else []:
+                if hashed.startswith("|1|"):
+                    paramiko.HostKeys.hash_host(name, hashed)
+        except paramiko.SSHException:
+            continue  # paramiko skips such a line itself
+        except Exception:  # whatever paramiko raises for it, this is the line
+            return number
+    return None
+
+
+def _parse_failure(exc: Exception) -> str:
+    """What paramiko's exception says is wrong with a known_hosts line."""
+    cause = exc.exc if isinstance(exc, paramiko.hostkeys.InvalidHostKey) else exc
+    if isinstance(cause, binascii.Error):
+        return f"invalid base64: {cause}"
+    if isinstance(cause, AssertionError):  # paramiko asserts a hashed name's salt length
+        return "malformed hashed host name"
+    return f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+
+
 @dataclass(frozen=True)
 class KnownHost:
     """One host checked against one known_hosts file: its oorfix name, address and port."""
@@ -71,10 +106,37 @@ class KnownHost:
         return known_hosts_name(self.address, self.port)
 
     def trust(self, client: paramiko.SSHClient, *, accept_new: bool) -> None:
-        """Load known_hosts into ``client`` and refuse (or accept-new) keys it does not list."""
+        """Load known_hosts into ``client`` and refuse (or accept-new) keys it does not list.
+
+        Raises HostKeyError when the file cannot be read or parsed.
+        """
         if self.path.exists():
-            client.get_host_keys().load(str(self.path))
+            self._load(client.get_host_keys())
         client.set_missing_host_key_policy(_HostKeyPolicy(self, accept_new=accept_new))
+
+    def _load(self, keys: paramiko.HostKeys) -> None:
+        """Load the file into ``keys``; a file paramiko cannot parse refuses the host."""
+        try:
+            keys.load(str(self.path))
+            # Hashed names (|1|salt|hash) are decoded only when looked up: do it now, so a
+            # corrupt one fails here rather than in the middle of the login.
+            keys.lookup(self.name)
+        except OSError as exc:
+            known = shlex.quote(str(self.path))
+            raise HostKeyError(
+                self.host, f"cannot read known_hosts file {known}: {exc.strerror or exc}"
+            ) from exc
+        except Exception as exc:  # InvalidHostKey, binascii.Error, UnicodeDecodeError, ...
+            raise HostKeyError(self.host, self._corrupt_message(exc)) from exc
+
+    def _corrupt_message(self, exc: Exception) -> str:
+        """Why a known_hosts file that does not parse refused the host."""
+        line = corrupt_line(self.path, self.name)
+        where = shlex.quote(str(self.path)) + (f":{line}" if line is not None else "")
+        return (
+            f"known_hosts file {where} cannot be parsed ({_parse_failure(exc)}); "
+            "refused before logging in. Fix or remove that line"
+        )
 
     def unknown_key_message(self, key: paramiko.PKey) -> str:
         """Why an unknown key was refused, and how to trust it."""

@@ -14,20 +14,13 @@ from dataclasses import dataclass, field
 
 from oorfix.hosts import HostConnection
 from oorfix.redact import Command
-from oorfix.results import CommandResult, utcnow
+from oorfix.results import CommandResult
 from oorfix.transport.base import ConnectOptions
 from oorfix.transport.capture import Capture
-from oorfix.transport.shell import is_timeout_status, sudo_needed, wrap
+from oorfix.transport.common import EXIT_DRAIN_IDLE, POLL, READ_SIZE, Attempt, captures
+from oorfix.transport.shell import sudo_needed, wrap
 
 _LOG = logging.getLogger(__name__)
-
-# Seconds past timeout + kill_grace before the client gives up on the host-side `timeout`.
-CLIENT_MARGIN = 2.0
-# After the command exits, how long to wait for output that never ends: a background child
-# holding stdout open must not keep the run waiting until the deadline.
-EXIT_DRAIN_IDLE = 1.0
-_READ_SIZE = 64 * 1024
-_POLL = 0.1
 
 
 @dataclass
@@ -59,23 +52,15 @@ class LocalTransport:
         grace = self.options.kill_grace
         sudo = sudo_needed(sudo, getpass.getuser())
         wrapped = wrap(command.text, timeout=timeout, sudo=sudo, kill_grace=grace)
-        started, start = utcnow(), time.monotonic()
+        attempt = Attempt(command, timeout, grace)
         streams = self._spawn(wrapped, command.stdin)
         try:
-            expired = _pump(streams, start + timeout + grace + CLIENT_MARGIN)
-            rc = None if expired else _returncode(streams.proc, start + timeout + grace)
+            expired = _pump(streams, attempt.deadline)
+            rc = None if expired else _returncode(streams.proc, attempt.deadline)
         finally:
             _reap(streams)
-        elapsed = time.monotonic() - start
-        return CommandResult(
-            command=str(command),
-            rc=rc,
-            stdout=streams.stdout.output(),
-            stderr=streams.stderr.output(),
-            started=started,
-            ended=utcnow(),
-            timed_out=rc is None or is_timeout_status(rc, elapsed=elapsed, timeout=timeout),
-        )
+        # No status by the deadline (rc None) means the client gave up waiting: a timeout.
+        return attempt.result(rc, streams.stdout, streams.stderr, expired=rc is None)
 
     def _spawn(self, wrapped: str, stdin: bytes | None) -> _Streams:
         # `exec` so `timeout` is the process we started, and its group is the one we kill.
@@ -86,8 +71,7 @@ class LocalTransport:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        head, tail = self.options.head_bytes, self.options.tail_bytes
-        streams = _Streams(proc, Capture(head, tail), Capture(head, tail))
+        streams = _Streams(proc, *captures(self.options))
         if stdin is not None:
             streams.stdin = memoryview(stdin)
         return streams
@@ -108,7 +92,7 @@ def _pump(streams: _Streams, deadline: float) -> bool:
             if exited_at is not None and now - last_output > EXIT_DRAIN_IDLE:
                 _LOG.debug("output still open after the command exited; not waiting for it")
                 return False
-            events = selector.select(min(deadline - now, _POLL))
+            events = selector.select(min(deadline - now, POLL))
             if any(_transfer(selector, key, streams) for key, _ in events):
                 last_output = time.monotonic()
     return False
@@ -136,7 +120,7 @@ def _transfer(
     if key.data is None:
         _write_stdin(selector, streams)
         return False
-    data = os.read(key.fd, _READ_SIZE)
+    data = os.read(key.fd, READ_SIZE)
     if not data:
         selector.unregister(key.fileobj)
         return False
@@ -148,7 +132,7 @@ def _write_stdin(selector: selectors.BaseSelector, streams: _Streams) -> None:
     pipe = streams.proc.stdin
     assert pipe is not None
     try:
-        written = os.write(pipe.fileno(), streams.stdin[:_READ_SIZE])
+        written = os.write(pipe.fileno(), streams.stdin[:READ_SIZE])
     except BlockingIOError:
         return
     except BrokenPipeError:
@@ -162,7 +146,7 @@ def _write_stdin(selector: selectors.BaseSelector, streams: _Streams) -> None:
 def _returncode(proc: subprocess.Popen[bytes], deadline: float) -> int | None:
     """The exit status, in shell terms (128 + N when killed by signal N); None if it hangs."""
     try:
-        rc = proc.wait(timeout=max(deadline + CLIENT_MARGIN - time.monotonic(), 0.0))
+        rc = proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
     except subprocess.TimeoutExpired:
         return None
     return 128 - rc if rc < 0 else rc

@@ -3,7 +3,8 @@
 paramiko's SSHClient is used directly rather than fabric's Connection: fabric accepts any
 host key, leaks threads after a failed login and captures output quadratically (PITFALLS
 1, 7, 12), and none of its extras are needed here. Only this module and ``known_hosts`` import
-paramiko; every paramiko and socket exception is mapped in ``SshTransport._mapped``.
+paramiko; every paramiko and socket exception is mapped in ``SshTransport._mapped``, except a
+known_hosts file paramiko cannot parse, which ``known_hosts`` reports as a HostKeyError.
 
 Host keys are checked against known_hosts, like OpenSSH, as ``oorfix.transport.known_hosts``
 describes: an unknown key is refused before any credential is sent.
@@ -28,24 +29,18 @@ from paramiko.common import MSG_CHANNEL_REQUEST
 from oorfix.errors import ConnectError, ConnectionLost, HostKeyError
 from oorfix.hosts import HostConnection
 from oorfix.redact import Command
-from oorfix.results import CommandResult, utcnow
+from oorfix.results import CommandResult
 from oorfix.transport.base import ConnectOptions
 from oorfix.transport.capture import Capture
+from oorfix.transport.common import EXIT_DRAIN_IDLE, POLL, READ_SIZE, Attempt, captures
 from oorfix.transport.known_hosts import KnownHost
-from oorfix.transport.shell import is_timeout_status, sudo_needed, wrap
+from oorfix.transport.shell import sudo_needed, wrap
 
 _LOG = logging.getLogger(__name__)
 
-# Seconds past timeout + kill_grace before the client stops waiting for the host's `timeout`.
-CLIENT_MARGIN = 2.0
-# After the exit status arrives, how long to wait for output that never ends (a background
-# child holding stdout open) before returning the result anyway.
-EXIT_DRAIN_IDLE = 1.0
 # OpenSSH allows 10 sessions per connection (MaxSessions); stay below it when threads share one.
 MAX_SESSIONS = 8
-_READ_SIZE = 64 * 1024
 _SEND_SIZE = 32 * 1024
-_POLL = 0.1
 _POLL_SENDING = 0.01  # the window opening is not signalled on the channel's fd
 _CLOSE_JOIN = 2.0
 
@@ -145,33 +140,21 @@ class SshTransport:
         grace = self.options.kill_grace
         sudo = sudo_needed(sudo, self.conn.user or getpass.getuser())
         wrapped = wrap(command.text, timeout=timeout, sudo=sudo, kill_grace=grace)
-        out, err = self._captures()
-        started, start = utcnow(), time.monotonic()
+        out, err = captures(self.options)
+        attempt = Attempt(command, timeout, grace)
+        # Mid-session: whatever goes wrong now, a refused session included, is a lost
+        # connection (the host was reachable), never ConnectError (unreachable).
         with self._sessions, self._mapped(lost=True):
             transport = self._transport()
             channel = transport.open_session(timeout=self.options.connect_timeout)
             try:
                 self._exec(channel, wrapped)
-                expired = _pump(
-                    channel, command.stdin, out, err, start + timeout + grace + CLIENT_MARGIN
-                )
+                expired = _pump(channel, command.stdin, out, err, attempt.deadline)
                 rc = None if expired else self._exit_status(channel, transport)
             finally:
                 channel.close()
-        elapsed = time.monotonic() - start
-        return CommandResult(
-            command=str(command),
-            rc=rc,
-            stdout=out.output(),
-            stderr=err.output(),
-            started=started,
-            ended=utcnow(),
-            timed_out=expired or is_timeout_status(rc, elapsed=elapsed, timeout=timeout),
-        )
-
-    def _captures(self) -> tuple[Capture, Capture]:
-        head, tail = self.options.head_bytes, self.options.tail_bytes
-        return Capture(head, tail), Capture(head, tail)
+        # rc None without `expired`: the channel closed with no status; not a timeout.
+        return attempt.result(rc, out, err, expired=expired)
 
     def _transport(self) -> paramiko.Transport:
         client = self._client
@@ -236,7 +219,13 @@ class SshTransport:
 
     @contextlib.contextmanager
     def _mapped(self, *, lost: bool) -> Iterator[None]:
-        """Turn every paramiko and socket exception into an oorfix TransportError."""
+        """Turn every paramiko and socket exception into an oorfix TransportError.
+
+        ``lost=False`` while connecting: failures mean the host is unreachable (ConnectError).
+        ``lost=True`` on a connected transport: any failure, a refused session
+        (ChannelException) included, is ConnectionLost, because the host was reached and the
+        effect of what was under way is unknown.
+        """
         failure = ConnectionLost if lost else ConnectError
         try:
             yield
@@ -246,7 +235,8 @@ class SshTransport:
             user = self.conn.user or getpass.getuser()
             raise ConnectError(self.name, f"authentication failed for {user}: {exc}") from exc
         except paramiko.ChannelException as exc:
-            raise ConnectError(self.name, f"the host refused a session: {exc}") from exc
+            reason = exc.text or f"code {exc.code}"
+            raise failure(self.name, f"the host refused a session: {reason}") from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise failure(self.name, self._describe(exc)) from exc
 
@@ -301,7 +291,7 @@ def _pump(
         if exited_at is not None and now - last_output > EXIT_DRAIN_IDLE:
             _LOG.debug("output still open after the command exited; not waiting for it")
             return False
-        wait = _POLL_SENDING if pending else _POLL
+        wait = _POLL_SENDING if pending else POLL
         select.select([fd], [], [], min(wait, deadline - now))
 
 
@@ -313,10 +303,10 @@ def _drain(channel: paramiko.Channel, out: Capture, err: Capture) -> bool:
     """Read what is buffered on both outputs (one chunk each, so neither starves)."""
     got = False
     if channel.recv_ready():
-        out.feed(channel.recv(_READ_SIZE))
+        out.feed(channel.recv(READ_SIZE))
         got = True
     if channel.recv_stderr_ready():
-        err.feed(channel.recv_stderr(_READ_SIZE))
+        err.feed(channel.recv_stderr(READ_SIZE))
         got = True
     return got
 

@@ -107,7 +107,7 @@ def test_a_crashed_api_is_fixed_verified_and_a_second_run_finds_it_healthy(fleet
         ]
     # The lab's view: the process is back and the API answers.
     assert fleet.pid("pg-api-1") is not None
-    assert fleet.health("pg-api-1") == HEALTHY_API
+    assert fleet.health("pg-api-1") == {**HEALTHY_API, "host": "pg-api-1"}
 
     second = fleet.run("payment-api-crashed", "-i", inventory)
 
@@ -144,7 +144,7 @@ def test_payment_api_down_restarts_and_waits_for_the_health_url_of_each_host(
     assert f"curl -fsS -m 5 -o /dev/null -- {url}" in fixed["steps"][4]["command"]
     assert '"status": "ok"' in fixed["steps"][-1]["stdout"]
     assert_times_in_order(fixed)
-    assert fleet.health("pg-api-2") == HEALTHY_API
+    assert fleet.health("pg-api-2") == {**HEALTHY_API, "host": "pg-api-2"}
 
 
 # 2. Dry-run changes nothing ---------------------------------------------------------------
@@ -235,7 +235,9 @@ def test_a_fix_that_does_not_verify_is_rolled_back_and_escalated(fleet: Fleet) -
     assert run.statuses() == {"pg-api-1": "failed"}
     failed = run.result("pg-api-1")
     assert failed["escalation"] == "marker still missing on pg-api-1 after a fix attempt"
-    assert failed["error"] == "the fault is still there after remediation"
+    assert failed["error"] == (
+        "still faulty after 2 verification attempt(s): ok marker present: exit status 1, expected 0"
+    )
     assert steps(failed) == [
         ("detect", "ok marker present", "failed", f"test -f {state}/ok", 1, 1),
         ("remediate", "attempt", "passed", f"touch {state}/attempted", 0, 1),
@@ -616,7 +618,7 @@ def test_an_empty_limit_is_a_no_op_not_all_hosts(fleet: Fleet) -> None:
 
 
 def test_validate_accepts_the_repository_runbooks_and_inventory(fleet: Fleet) -> None:
-    runbooks = sorted((Path(__file__).parents[2] / "runbooks").glob("*.yml"))
+    runbooks = sorted((Path(__file__).parents[2] / "runbooks").rglob("*.yml"))
 
     run = fleet.oorfix("validate", "runbooks/", "inventory/", record=False)
 

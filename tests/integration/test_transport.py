@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -21,13 +20,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import paramiko
 import pytest
 
+from oorfix.engine import Engine, EngineOptions
 from oorfix.errors import ConnectError, ConnectionLost, HostKeyError
-from oorfix.hosts import HostConnection
+from oorfix.hosts import Host, HostConnection
+from oorfix.inventory import load_inventory
 from oorfix.lab.sshd import SshdServer
+from oorfix.loader import load_runbook
+from oorfix.planner import plan_run
+from oorfix.pool import ConnectionPool
 from oorfix.redact import MASK, Command, Redactor
+from oorfix.results import Outcome
 from oorfix.transport import ConnectOptions, Transport, open_transport
+from oorfix.transport import common as common_module
 from oorfix.transport import local as local_module
 from oorfix.transport import ssh as ssh_module
 
@@ -225,7 +232,7 @@ class TestContract:
         # Were `timeout` missing on the host, our own wall-clock deadline still ends the wait.
         for module in (local_module, ssh_module):
             monkeypatch.setattr(module, "wrap", lambda text, **_: text)
-            monkeypatch.setattr(module, "CLIENT_MARGIN", 0.2)
+        monkeypatch.setattr(common_module, "CLIENT_MARGIN", 0.2)
         transport = make_transport(kill_grace=0.2)
         seconds = marker()
         try:
@@ -234,16 +241,6 @@ class TestContract:
             assert result.duration < 3
         finally:
             kill_matching(f"sleep {seconds}")
-
-
-def test_validate_never_imports_paramiko() -> None:
-    code = (
-        "import sys; from oorfix.transport import open_transport, ConnectOptions;"
-        "from oorfix.hosts import HostConnection;"
-        "t = open_transport(HostConnection('l', 'localhost', kind='local'), ConnectOptions());"
-        "assert 'paramiko' not in sys.modules and 'fabric' not in sys.modules, sys.modules"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_an_unknown_connection_kind_is_refused() -> None:
@@ -360,6 +357,73 @@ def test_accept_new_keeps_an_unterminated_last_line_whole(
     ]
 
 
+def test_a_corrupt_known_hosts_line_is_a_host_key_error(
+    sshd: SshdServer,
+    ssh_options: ConnectOptions,
+    ssh_conn: Callable[[str], HostConnection],
+    tmp_path: Path,
+) -> None:
+    # paramiko raises InvalidHostKey (not an SSHException) for a line whose key is not base64.
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(
+        f"[127.0.0.3]:{sshd.port} {sshd.host_pubkey}\n"
+        f"[127.0.0.3]:{sshd.port} ssh-ed25519 !!not-base64!!\n"
+    )
+    transport = open_transport(ssh_conn("127.0.0.3"), replace(ssh_options, known_hosts=known_hosts))
+    logins = accepted_logins(sshd)
+    with pytest.raises(HostKeyError) as caught:
+        transport.connect()
+    message = caught.value.message
+    assert f"known_hosts file {known_hosts}:2 cannot be parsed" in message
+    assert "invalid base64" in message
+    assert isinstance(caught.value.__cause__, paramiko.hostkeys.InvalidHostKey)
+    with pytest.raises(ConnectionLost, match="not connected"):
+        transport.run(Command("true"), timeout=5)
+    transport.close()
+    assert accepted_logins(sshd) == logins
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("[{address}]:{port} ssh-ed25519 !!not-base64!!", "invalid base64"),
+        ("|1|c2FsdA==|aGFzaA== ssh-ed25519 {key}", "malformed hashed host name"),
+        ("|1|a|aGFzaA== ssh-ed25519 {key}", "invalid base64"),
+    ],
+)
+def test_a_corrupt_known_hosts_file_makes_the_host_unreachable(
+    sshd: SshdServer, ssh_options: ConnectOptions, tmp_path: Path, line: str, why: str
+) -> None:
+    # Through the engine, as `oorfix run` does it: that host's result, never an internal error.
+    known_hosts = tmp_path / "known_hosts"
+    key = sshd.host_pubkey.split()[1]
+    known_hosts.write_text(
+        "# hand-written\n" + line.format(address="127.0.0.2", port=sshd.port, key=key) + "\n"
+    )
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(sshd.inventory_yaml(["corrupt"]))
+    runbook = tmp_path / "runbook.yml"
+    runbook.write_text(
+        "name: probe\nfault: software.service_interruption\nhosts: all\n"
+        "detect:\n  - name: probe\n    run: 'true'\n"
+    )
+    loaded_inventory = load_inventory(inventory)
+    jobs = [p.job for p in plan_run([load_runbook(runbook)], loaded_inventory, {})]
+    options = replace(ssh_options, known_hosts=known_hosts)
+
+    def factory(host: Host) -> Transport:
+        return open_transport(host.connection(), options)
+
+    engine = Engine(loaded_inventory, ConnectionPool(factory), EngineOptions(forks=2))
+    logins = accepted_logins(sshd)
+    (result,) = engine.run(jobs).results
+    assert (result.host, result.status) == ("corrupt", Outcome.UNREACHABLE)
+    assert result.error is not None
+    assert f"known_hosts file {known_hosts}:2 cannot be parsed ({why}" in result.error
+    assert "internal error" not in result.error
+    assert accepted_logins(sshd) == logins
+
+
 def test_connection_refused_is_a_quick_connect_error(
     sshd: SshdServer, ssh_options: ConnectOptions, ssh_conn: Callable[[str], HostConnection]
 ) -> None:
@@ -474,6 +538,61 @@ def test_a_lost_connection_raises_connection_lost(
         kill_matching(f"sleep {seconds}")
 
 
+def raise_mapped(transport: Transport, exc: Exception, *, lost: bool) -> None:
+    assert isinstance(transport, ssh_module.SshTransport)
+    with transport._mapped(lost=lost):
+        raise exc
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        paramiko.ChannelException(1, "Administratively prohibited"),
+        paramiko.SSHException("Timeout opening channel."),
+    ],
+)
+def test_session_failures_on_a_connected_transport_are_connection_lost(exc: Exception) -> None:
+    # Mid-session the host was reached: a refused channel is a lost connection, not unreachable.
+    transport = open_transport(HostConnection("h", "127.0.0.1", kind="ssh"), ConnectOptions())
+    with pytest.raises(ConnectionLost) as caught:
+        raise_mapped(transport, exc, lost=True)
+    assert caught.value.__cause__ is exc
+    with pytest.raises(ConnectError) as caught_connecting:
+        raise_mapped(transport, exc, lost=False)
+    assert caught_connecting.value.__cause__ is exc
+
+
+class NoSessionsSshd(SshdServer):
+    """An sshd that authenticates but refuses every session channel (MaxSessions 0)."""
+
+    def _config_text(self) -> str:
+        return "MaxSessions 0\n" + super()._config_text()
+
+
+def test_a_host_refusing_sessions_is_connection_lost(
+    sshd: SshdServer, ssh_options: ConnectOptions, tmp_path: Path
+) -> None:
+    # A real ChannelException: the login succeeds, then the server refuses the session.
+    with NoSessionsSshd(tmp_path / "sshd", ("127.0.0.2",)) as refusing:
+        conn = HostConnection(
+            "refusing",
+            "127.0.0.2",
+            port=refusing.port,
+            user=refusing.user,
+            key_file=refusing.client_key,
+            kind="ssh",
+        )
+        transport = open_transport(conn, replace(ssh_options, known_hosts=refusing.known_hosts))
+        transport.connect()
+        try:
+            with pytest.raises(ConnectionLost, match="refused a session") as caught:
+                transport.run(Command("true"), timeout=5)
+            assert not isinstance(caught.value, ConnectError)
+            assert isinstance(caught.value.__cause__, paramiko.ChannelException)
+        finally:
+            transport.close()
+
+
 def test_a_frozen_connection_is_bounded_by_the_deadline(
     sshd: SshdServer,
     ssh_options: ConnectOptions,
@@ -482,7 +601,7 @@ def test_a_frozen_connection_is_bounded_by_the_deadline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # PITFALLS 6: a path that stops answering is caught only by a wall-clock deadline.
-    monkeypatch.setattr(ssh_module, "CLIENT_MARGIN", 0.2)
+    monkeypatch.setattr(common_module, "CLIENT_MARGIN", 0.2)
     pid_file = tmp_path / "pid"
     transport = open_transport(ssh_conn("127.0.0.8"), replace(ssh_options, kill_grace=0.2))
     transport.connect()
@@ -548,3 +667,31 @@ def test_threads_and_fds_return_to_baseline(
         finally:
             transport.close()
     assert settled(baseline) == baseline
+
+
+def test_agent_forwarding_is_never_requested(
+    ssh_options: ConnectOptions,
+    ssh_conn: Callable[[str], HostConnection],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PITFALLS 14: a forwarded agent lets any root on the host sign as us; never ask for one.
+    asked: list[str] = []
+
+    def refuse(what: str) -> Callable[..., None]:
+        def refused(*_args: object, **_kwargs: object) -> None:
+            asked.append(what)
+            raise AssertionError(f"{what} was called: agent forwarding requested")
+
+        return refused
+
+    monkeypatch.setattr(paramiko.agent.AgentRequestHandler, "__init__", refuse("handler"))
+    monkeypatch.setattr(paramiko.Channel, "request_forward_agent", refuse("request"))
+    monkeypatch.setenv("SSH_AUTH_SOCK", "/nonexistent/agent.sock")  # as if an agent ran
+    transport = open_transport(ssh_conn("127.0.0.9"), ssh_options)
+    transport.connect()
+    try:
+        result = transport.run(Command("echo ${SSH_AUTH_SOCK:-no agent}"), timeout=10)
+    finally:
+        transport.close()
+    assert (result.rc, result.stdout.text) == (0, "no agent\n")
+    assert asked == []

@@ -98,12 +98,12 @@ def test_service(params: dict[str, Any], expected: str) -> None:
         (
             {"name": "openssl", "version": "1.1.1n-0+deb11u5", "manager": "apt"},
             f"{APT} install -y -q --allow-downgrades -- openssl=1.1.1n-0+deb11u5 && "
-            "[ \"$(dpkg-query -W -f='${Version}' -- openssl)\" = 1.1.1n-0+deb11u5 ]",
+            "[ \"$(dpkg-query -W -f='${Version}' openssl)\" = 1.1.1n-0+deb11u5 ]",
         ),
         (
             {"name": "libfoo", "version": "1:2.3~rc1", "manager": "apt"},
             f"{APT} install -y -q --allow-downgrades -- libfoo='1:2.3~rc1' && "
-            "[ \"$(dpkg-query -W -f='${Version}' -- libfoo)\" = '1:2.3~rc1' ]",
+            "[ \"$(dpkg-query -W -f='${Version}' libfoo)\" = '1:2.3~rc1' ]",
         ),
         (
             {"name": "openssl", "manager": "apt"},
@@ -135,7 +135,7 @@ def test_service(params: dict[str, Any], expected: str) -> None:
         (
             {"name": "openssl", "version": "3.0.2"},
             f"if command -v apt-get >/dev/null 2>&1; then {APT} install -y -q --allow-downgrades "
-            "-- openssl=3.0.2 && [ \"$(dpkg-query -W -f='${Version}' -- openssl)\" = 3.0.2 ]; "
+            "-- openssl=3.0.2 && [ \"$(dpkg-query -W -f='${Version}' openssl)\" = 3.0.2 ]; "
             "elif command -v dnf >/dev/null 2>&1; then "
             "{ dnf install -y -- openssl-3.0.2 || dnf downgrade -y -- openssl-3.0.2; }; "
             "else { yum install -y -- openssl-3.0.2 || yum downgrade -y -- openssl-3.0.2; }; fi",

@@ -472,12 +472,20 @@ def test_the_same_file_twice_is_loaded_once(write: Write, tmp_path: Path) -> Non
     assert [r.path for r in loaded] == [path]
 
 
-def test_shipped_runbooks_load() -> None:
+def test_shipped_runbooks_cover_every_fault_id() -> None:
+    from oorfix.catalog import FAULT_IDS
+
     loaded = load_runbooks([RUNBOOKS])
-    assert [(r.name, r.path.name) for r in loaded] == [
-        ("payment-api-crashed", "payment-api-crashed.yml"),
-        ("payment-api-down", "payment-api-down.yml"),
-    ]
+    faults = {r.runbook.fault for r in loaded}
+    assert FAULT_IDS <= faults
+    assert {f for f in faults if f.startswith("maintenance.")} == {
+        "maintenance.hardware_sweep",
+        "maintenance.software_update",
+        "maintenance.network_path",
+        "maintenance.log_review",
+        "maintenance.standby_readiness",
+    }
+    assert len({r.name for r in loaded}) == len(loaded)
 
 
 # Planning: rendering every step for every host before any host is contacted.
@@ -730,7 +738,8 @@ def test_registered_values_are_deferred_in_the_plan(
 
 
 def test_plan_of_shipped_runbooks(inventory: Inventory) -> None:
-    plans = plan_run(load_runbooks([RUNBOOKS]), inventory, {"service": "pg-api"}, limit="api-2")
+    payment = [RUNBOOKS / "payment-api-crashed.yml", RUNBOOKS / "payment-api-down.yml"]
+    plans = plan_run(load_runbooks(payment), inventory, {"service": "pg-api"}, limit="api-2")
     assert {(p.job.runbook_name, p.job.host.name) for p in plans} == {
         ("payment-api-crashed", "api-2"),
         ("payment-api-down", "api-2"),

@@ -14,7 +14,7 @@ from oorfix.loader import load_runbook
 from oorfix.models import runbook_json_schema
 from oorfix.yamlsource import load_file, load_text
 
-RUNBOOKS = sorted((Path(__file__).resolve().parents[2] / "runbooks").glob("*.yml"))
+RUNBOOKS = sorted((Path(__file__).resolve().parents[2] / "runbooks").rglob("*.yml"))
 Write = Callable[[str, str], Path]
 
 
@@ -57,7 +57,9 @@ def test_schema_names_register_by_its_key() -> None:
 
 
 def test_shipped_runbooks_exist() -> None:
-    assert [p.name for p in RUNBOOKS] == ["payment-api-crashed.yml", "payment-api-down.yml"]
+    names = {p.name for p in RUNBOOKS}
+    assert {"payment-api-crashed.yml", "payment-api-down.yml", "network-latency.yml"} <= names
+    assert len(RUNBOOKS) == 17  # one per catalogue fault id, and five preventive ones
 
 
 @pytest.mark.parametrize("path", RUNBOOKS, ids=[p.name for p in RUNBOOKS])

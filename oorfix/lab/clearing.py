@@ -1,0 +1,70 @@
+"""The clearing network peer of the lab: the far end of the payment hosts' data plane.
+
+A tiny real HTTP server that runs inside the ``oorfix-clearing`` namespace, so reaching it
+proves a host's route, gateway and path work. ``GET /health`` answers ``{"status": "ok"}``
+and ``POST /clear`` answers ``{"status": "cleared"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from oorfix.lab.topology import CLEARING_ADDRESS, CLEARING_PORT
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Health and clearing endpoints."""
+
+    # HTTP/1.0 closes after each answer: a probe measures one whole exchange, not keep-alive.
+    protocol_version = "HTTP/1.0"
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        """Health check."""
+        if self.path != "/health":
+            self._send(404, {"error": "not found"})
+            return
+        self._send(200, {"status": "ok"})
+
+    def do_POST(self) -> None:
+        """Clear a payment (the body is read and ignored)."""
+        if self.path != "/clear":
+            self._send(404, {"error": "not found"})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self._send(200, {"status": "cleared"})
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep the journal to startup lines: probes would flood it."""
+
+
+class ClearingServer(ThreadingHTTPServer):
+    """The HTTP server; threads die with it."""
+
+    daemon_threads = True
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until killed."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bind", default=CLEARING_ADDRESS)
+    parser.add_argument("--port", type=int, default=CLEARING_PORT)
+    args = parser.parse_args(argv)
+    server = ClearingServer((args.bind, args.port), Handler)
+    print(f"clearing peer listening on {args.bind}:{args.port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""What the local and SSH transports share: the client-side deadline and the result of a run.
+
+Both transports run ``shell.wrap``-ped commands, so the host's own ``timeout`` ends a command
+at ``timeout + kill_grace``; ``CLIENT_MARGIN`` later the client stops waiting whatever the host
+does (PITFALLS 4, 6). Both turn what they read into a ``CommandResult`` the same way here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from oorfix.redact import Command
+from oorfix.results import CommandResult, utcnow
+from oorfix.transport.base import ConnectOptions
+from oorfix.transport.capture import Capture
+from oorfix.transport.shell import is_timeout_status
+
+# Seconds past timeout + kill_grace before the client stops waiting for the host's `timeout`.
+CLIENT_MARGIN = 2.0
+# After the command exits, how long to wait for output that never ends (a background child
+# holding stdout open) before returning the result anyway.
+EXIT_DRAIN_IDLE = 1.0
+READ_SIZE = 64 * 1024
+POLL = 0.1
+
+
+def captures(options: ConnectOptions) -> tuple[Capture, Capture]:
+    """Empty stdout and stderr captures bounded as ``options`` says."""
+    head, tail = options.head_bytes, options.tail_bytes
+    return Capture(head, tail), Capture(head, tail)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One run of one command, from the moment it starts: its deadline and its result."""
+
+    command: Command
+    timeout: float
+    kill_grace: float
+    started: datetime = field(default_factory=utcnow)
+    start: float = field(default_factory=time.monotonic)
+
+    @property
+    def deadline(self) -> float:
+        """The monotonic time when the client stops waiting for the command."""
+        return self.start + self.timeout + self.kill_grace + CLIENT_MARGIN
+
+    def result(
+        self, rc: int | None, stdout: Capture, stderr: Capture, *, expired: bool
+    ) -> CommandResult:
+        """The CommandResult; timed out when the client gave up (``expired``) or the host's
+        ``timeout`` stopped the command."""
+        elapsed = time.monotonic() - self.start
+        return CommandResult(
+            command=str(self.command),
+            rc=rc,
+            stdout=stdout.output(),
+            stderr=stderr.output(),
+            started=self.started,
+            ended=utcnow(),
+            timed_out=expired or is_timeout_status(rc, elapsed=elapsed, timeout=self.timeout),
+        )

@@ -1,0 +1,138 @@
+"""The engine's host pool: ``--forks`` bounds how many hosts run at once, and one host that
+cannot be reached becomes that host's result without stopping the others."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from oorfix.engine import Engine, EngineOptions
+from oorfix.errors import ConnectError
+from oorfix.hosts import Host
+from oorfix.inventory import Inventory, load_inventory
+from oorfix.loader import LoadedRunbook
+from oorfix.planner import plan_run
+from oorfix.pool import ConnectionPool
+from oorfix.redact import Command
+from oorfix.results import CommandResult, Outcome, RunResult
+
+HOSTS = [f"api-{n:02d}" for n in range(1, 11)]
+RUN_SECONDS = 0.05
+
+RUNBOOK = """
+name: api-check
+fault: software.service_interruption
+hosts: payment_api
+detect:
+  - name: health
+    run: check-health
+remediate:
+  - run: restart-api
+"""
+
+
+@dataclass
+class Meter:
+    """Counts the ``run`` calls in progress across every transport, and the most at once."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    running: int = 0
+    most: int = 0
+    ran: list[str] = field(default_factory=list)
+    connects: list[str] = field(default_factory=list)
+
+    def enter(self, host: str) -> None:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.ran.append(host)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.running -= 1
+
+
+@dataclass
+class SlowTransport:
+    """A Transport whose every command passes after RUN_SECONDS; ``refuse`` fails connect."""
+
+    name: str
+    meter: Meter
+    refuse: bool = False
+    connected: bool = False
+
+    def connect(self) -> None:
+        with self.meter.lock:
+            self.meter.connects.append(self.name)
+        if self.refuse:
+            raise ConnectError(self.name, "connection refused by the fake")
+        self.connected = True
+
+    def run(self, command: Command, *, timeout: float, sudo: bool = False) -> CommandResult:
+        assert self.connected, "run() before connect()"
+        self.meter.enter(self.name)
+        try:
+            time.sleep(RUN_SECONDS)
+        finally:
+            self.meter.leave()
+        return CommandResult(command=str(command), rc=0)
+
+    def close(self) -> None:
+        self.connected = False
+
+
+@dataclass
+class Fleet:
+    inventory: Inventory
+    loaded: LoadedRunbook
+
+
+def fleet(write: Callable[[str, str], Path], runbook: Callable[[str], LoadedRunbook]) -> Fleet:
+    hosts = "\n".join(f"        {name}: {{ssh_host: 127.0.1.{n}}}" for n, name in enumerate(HOSTS))
+    text = f"all:\n  children:\n    payment_api:\n      hosts:\n{hosts}\n"
+    return Fleet(load_inventory(write("inventory.yml", text)), runbook(RUNBOOK))
+
+
+def run(fleet: Fleet, meter: Meter, forks: int, refused: frozenset[str] = frozenset()) -> RunResult:
+    def factory(host: Host) -> SlowTransport:
+        return SlowTransport(host.name, meter, refuse=host.name in refused)
+
+    jobs = [p.job for p in plan_run([fleet.loaded], fleet.inventory, {})]
+    assert sorted(j.host.name for j in jobs) == HOSTS
+    engine = Engine(
+        fleet.inventory, ConnectionPool(factory), EngineOptions(forks=forks, sleep=lambda _: None)
+    )
+    return engine.run(jobs)
+
+
+def test_forks_bounds_how_many_hosts_run_at_once(
+    write: Callable[[str, str], Path], runbook: Callable[[str], LoadedRunbook]
+) -> None:
+    meter = Meter()
+    result = run(fleet(write, runbook), meter, forks=3)
+    assert meter.most == 3
+    assert sorted(r.host for r in result.results) == HOSTS
+    assert {r.status for r in result.results} == {Outcome.HEALTHY}
+    assert sorted(meter.ran) == HOSTS  # one detect command per host, nothing more
+
+
+def test_an_unreachable_host_does_not_stop_the_others(
+    write: Callable[[str, str], Path], runbook: Callable[[str], LoadedRunbook]
+) -> None:
+    meter = Meter()
+    refused = frozenset({"api-01", "api-05", "api-10"})
+    result = run(fleet(write, runbook), meter, forks=3, refused=refused)
+    statuses = {r.host: r.status for r in result.results}
+    assert sorted(statuses) == HOSTS
+    assert statuses == {
+        name: Outcome.UNREACHABLE if name in refused else Outcome.HEALTHY for name in HOSTS
+    }
+    for host in result.results:
+        if host.host in refused:
+            assert host.error == "connection refused by the fake"
+            assert host.steps == []
+    assert sorted(meter.ran) == sorted(set(HOSTS) - refused)
+    assert sorted(meter.connects) == HOSTS  # each host is tried exactly once
