@@ -21,7 +21,8 @@ from pathlib import Path
 
 from oorfix.engine import Engine, EngineOptions
 from oorfix.inventory import load_inventory
-from oorfix.lab.lab import Lab, LabHost
+from oorfix.lab.lab import Lab
+from oorfix.lab.topology import LabHost
 from oorfix.loader import load_runbook
 from oorfix.planner import plan_run
 from oorfix.pool import ConnectionPool
@@ -121,7 +122,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="oorfix-bench-") as tmp:
         directory = Path(tmp)
         hosts = [
-            LabHost(f"bench-{n}", f"127.0.50.{n + 1}", ("bench",), directory / f"h{n}")
+            LabHost(f"bench-{n}", "api", f"127.0.50.{n + 1}", ("bench",), directory / f"h{n}")
             for n in range(1, HOSTS + 1)
         ]
         with Lab(directory, hosts) as lab:
