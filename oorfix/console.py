@@ -18,6 +18,8 @@ STATUS_STYLE = {
     Outcome.WOULD_FIX: "yellow",
     Outcome.UNREACHABLE: "magenta",
     Outcome.ERROR: "red",
+    Outcome.DEFERRED: "yellow",
+    Outcome.LOCKED: "yellow",
     Outcome.SKIPPED: "dim",
 }
 STEP_STYLE = {

@@ -9,15 +9,17 @@ inventory, ``-e`` or a host is never rendered as a template.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from oorfix import templating
 from oorfix.errors import TemplateError
 from oorfix.hosts import Host
 from oorfix.inventory import Inventory
-from oorfix.loader import LoadedRunbook
+from oorfix.loader import LoadedRunbook, runbook_templates
 from oorfix.redact import Redactor
 
 # Variables whose names say they hold a secret are masked even when not listed in `secrets:`.
@@ -25,6 +27,8 @@ SECRET_NAME = re.compile(
     r"(passw|passphrase|(^|_)pass$|pwd|secret|token|api_?key|private_?key|credential)", re.I
 )
 MAGIC_GROUPS = ("all", "ungrouped")
+# Where the values read by secret(...) are kept in a job's context (for the redactor).
+SECRETS_KEY = "__oorfix_secrets__"
 
 
 def is_secret_name(name: str) -> bool:
@@ -50,6 +54,28 @@ def _render_order(loaded: LoadedRunbook, pending: list[str]) -> list[str]:
     return order
 
 
+def read_secret(ref: str) -> str:
+    """``NAME`` or ``env:NAME``: an environment variable; ``file:PATH``: a file's text."""
+    if ref.startswith("file:"):
+        return Path(ref.removeprefix("file:")).expanduser().read_text().rstrip("\n")
+    return os.environ[ref.removeprefix("env:")]
+
+
+def runbook_secrets(loaded: LoadedRunbook) -> dict[str, str]:
+    """Every ``secret(...)`` the runbook reads, read now: a missing one is an input error."""
+    values: dict[str, str] = {}
+    for loc, source, expression in runbook_templates(loaded.runbook):
+        for ref in templating.secret_names(source, expression) - set(values):
+            try:
+                values[ref] = read_secret(ref)
+            except KeyError:
+                raise loaded.error(loc, f"secret {ref!r}: no such environment variable") from None
+            except OSError as exc:
+                why = exc.strerror or str(exc)
+                raise loaded.error(loc, f"secret {ref!r}: cannot read: {why}") from None
+    return values
+
+
 def build_context(
     loaded: LoadedRunbook,
     host: Host,
@@ -66,6 +92,9 @@ def build_context(
     ]
     context: dict[str, Any] = {**runbook_vars, **host.vars, **extra_vars}
     context.update(_magic(loaded, host, inventory))
+    secrets = runbook_secrets(loaded)
+    context[SECRETS_KEY] = secrets
+    context["secret"] = secrets.__getitem__
     for name in _render_order(loaded, pending):
         try:
             context[name] = templating.render_text(runbook_vars[name], context)
@@ -97,4 +126,5 @@ def job_redactor(
 ) -> Redactor:
     """Masks the runbook's declared secrets, secret-named variables and the site's secrets."""
     names = set(loaded.runbook.secrets) | {k for k in context if is_secret_name(k)}
-    return Redactor.of([*(context[n] for n in names if n in context), *site])
+    read = context.get(SECRETS_KEY, {})
+    return Redactor.of([*(context[n] for n in names if n in context), *read.values(), *site])

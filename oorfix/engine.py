@@ -12,7 +12,7 @@ import contextlib
 import enum
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -20,6 +20,7 @@ from typing import Protocol
 from oorfix import templating
 from oorfix.errors import ConnectError, ConnectionLost, InputError
 from oorfix.executor import Aborted, StepExecutor
+from oorfix.gates import Gate
 from oorfix.inventory import Inventory
 from oorfix.models import Runbook, Step
 from oorfix.planner import Job
@@ -34,6 +35,7 @@ from oorfix.results import (
     new_run_id,
     utcnow,
 )
+from oorfix.rollout import Breaker, batches
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +61,6 @@ class Observer(Protocol):
         """A job has its outcome."""
 
 
-class Gate(Protocol):
-    """Decides whether a job may remediate now (locks, budgets, approvals plug in here)."""
-
-    def __call__(self, job: Job) -> str | None:
-        """None to go ahead, or the reason the job may not remediate."""
-
-
 class _Silent:
     def job_started(self, job: Job) -> None:
         pass
@@ -83,6 +78,8 @@ class EngineOptions:
 
     forks: int = 10
     dry_run: bool = False
+    serial: int | float | None = None  # hosts per batch, or a fraction of them
+    max_fail_percent: float | None = None
     sleep: Callable[[float], object] | None = None  # default: waits on the abort event
 
 
@@ -133,10 +130,13 @@ class _JobRun:
 
     def repair(self) -> Outcome:
         """Remediate and verify; roll back and escalate when the fix does not hold."""
-        refused = self.gate(self.job) if self.gate is not None else None
-        if refused is not None:
-            self.error = refused
-        elif not self.runbook.remediate:
+        refusal = self.gate.admit(self.job) if self.gate is not None else None
+        if refusal is not None:
+            self.error = refusal.reason
+            if refusal.escalate:
+                self.escalate()
+            return refusal.outcome
+        if not self.runbook.remediate:
             self.error = "fault confirmed; the runbook has no remediation"
         elif self.remediate() and self.verify():
             if self.runbook.escalate is not None and self.runbook.escalate.always:
@@ -216,6 +216,7 @@ class Engine:
         self.observer: Observer = observer or _Silent()
         self.gate = gate
         self._abort = threading.Event()
+        self._breaker = Breaker(None, 0)
 
     def abort(self) -> None:
         """Start no new job or step; running steps finish or time out."""
@@ -231,9 +232,10 @@ class Engine:
         """Run every job; the result lists one HostResult per job, in job order."""
         record = RunResult(run_id or new_run_id(), utcnow(), utcnow(), self.options.dry_run)
         by_host = _group_by_host(jobs)
+        self._breaker = Breaker(self.options.max_fail_percent, len(by_host))
         results: dict[int, HostResult] = {}
         try:
-            for batch in self._batches(list(by_host)):
+            for batch in batches(list(by_host), self.options.serial):
                 self._run_batch([by_host[h] for h in batch], results)
         finally:
             self.pool.close()
@@ -241,10 +243,6 @@ class Engine:
         record.aborted = self._abort.is_set()
         record.ended = utcnow()
         return record
-
-    def _batches(self, hosts: list[str]) -> Iterator[list[str]]:
-        # One batch for now; rolling batches and the circuit breaker slot in here.
-        yield hosts
 
     def _run_batch(
         self, groups: list[list[tuple[int, Job]]], results: dict[int, HostResult]
@@ -257,10 +255,14 @@ class Engine:
     def _run_host(self, jobs: list[tuple[int, Job]]) -> dict[int, HostResult]:
         done: dict[int, HostResult] = {}
         for index, job in jobs:
+            stop = self._breaker.tripped()
             if self._abort.is_set():
                 done[index] = _skipped(job, "not started: the run was interrupted")
+            elif stop is not None:
+                done[index] = _skipped(job, f"not started: {stop}")
             else:
                 done[index] = self._run_job(job)
+                self._breaker.record(done[index])
         return done
 
     def _run_job(self, job: Job) -> HostResult:
@@ -272,7 +274,7 @@ class Engine:
             self.pool,
             self.inventory,
             self.options.dry_run,
-            lambda s: self.observer.step_finished(job, s),
+            lambda s: self._step_finished(job, s),
             self._abort.is_set,
         )
         run = _JobRun(job, steps, self.options, self._wait, self.gate)
@@ -292,11 +294,18 @@ class Engine:
         except Exception as exc:  # a bug: keep the traceback in the log, the run goes on
             log.exception("internal error on %s", job.host.name)
             result.status, run.error = Outcome.ERROR, f"internal error: {type(exc).__name__}: {exc}"
+        if self.gate is not None:
+            self.gate.done(job)
         result.steps, result.error, result.escalation = steps.steps, run.error, run.escalation
         result.notes = run.notes
         result.ended = utcnow()
         self.observer.job_finished(result)
         return result
+
+    def _step_finished(self, job: Job, step: StepResult) -> None:
+        if self.gate is not None:
+            self.gate.step(job)
+        self.observer.step_finished(job, step)
 
 
 def _skipped(job: Job, reason: str) -> HostResult:

@@ -101,7 +101,7 @@ def _phase_steps(runbook: Runbook) -> Iterator[tuple[Loc, Step]]:
 
 def template_fields(step: Step) -> Iterator[tuple[tuple[str, ...], str, bool]]:
     """Every template string of a step: (key path, source, is an expression)."""
-    for key in ("name", "run", "on"):
+    for key in ("name", "run", "on", "stdin"):
         value = getattr(step, key)
         if isinstance(value, str):
             yield (key,), value, False
@@ -115,17 +115,32 @@ def template_fields(step: Step) -> Iterator[tuple[tuple[str, ...], str, bool]]:
                 yield (step.kind, key), value, False
 
 
-def _static_errors(loaded: LoadedRunbook) -> Iterator[InputError]:
-    rb = loaded.runbook
+def runbook_templates(rb: Runbook) -> Iterator[tuple[Loc, str, bool]]:
+    """Every template of a runbook: (location, source, is an expression)."""
     for loc, step in _phase_steps(rb):
+        for key, source, expression in template_fields(step):
+            yield (*loc, *key), source, expression
+    for name, value in rb.vars.items():
+        if isinstance(value, str):
+            yield ("vars", name), value, False
+    if rb.escalate is not None:
+        yield ("escalate", "message"), rb.escalate.message, False
+
+
+def _template_errors(loaded: LoadedRunbook) -> Iterator[InputError]:
+    for loc, source, expression in runbook_templates(loaded.runbook):
+        try:
+            templating.check_syntax(source, expression)
+            templating.secret_names(source, expression)
+        except TemplateError as exc:
+            yield loaded.error(loc, exc.message, TemplateError)
+
+
+def _static_errors(loaded: LoadedRunbook) -> Iterator[InputError]:
+    for loc, step in _phase_steps(loaded.runbook):
         read_only = loc[0] in READ_ONLY_PHASES or loc[0] == "verify"
         if read_only and step.kind != "run" and actions.mutates(step.kind):
             yield loaded.error((*loc, step.kind), f"{loc[0]} is read-only; move it to remediate")
-        for key, source, expression in template_fields(step):
-            try:
-                templating.check_syntax(source, expression)
-            except TemplateError as exc:
-                yield loaded.error((*loc, *key), exc.message, TemplateError)
         for quoted in templating.quoted_expressions(step.run or ""):
             yield loaded.error(
                 (*loc, "run"),
@@ -133,15 +148,7 @@ def _static_errors(loaded: LoadedRunbook) -> Iterator[InputError]:
                 "every value; remove the quotes around it (or use | raw deliberately)",
                 TemplateError,
             )
-    texts: list[tuple[Loc, Any]] = [(("vars", k), v) for k, v in rb.vars.items()]
-    if rb.escalate is not None:
-        texts.append((("escalate", "message"), rb.escalate.message))
-    for loc, value in texts:
-        if isinstance(value, str):
-            try:
-                templating.check_syntax(value)
-            except TemplateError as exc:
-                yield loaded.error(loc, exc.message, TemplateError)
+    yield from _template_errors(loaded)
 
 
 def load_runbook(path: Path) -> LoadedRunbook:

@@ -23,6 +23,7 @@ from pydantic import (
 
 from oorfix.catalog import is_known_fault
 from oorfix.durations import parse_duration
+from oorfix.rollout import parse_serial
 
 DURATION_SCHEMA = {
     "anyOf": [
@@ -172,6 +173,9 @@ class Step(_Model):
         None, alias="register", description="keep the result under this variable name"
     )
     expect: Expect | None = None
+    stdin: str | None = Field(
+        None, description="text fed to the command's standard input (keeps secrets off argv)"
+    )
 
     @field_validator("register_as")
     @classmethod
@@ -217,6 +221,13 @@ class Verify(_Model):
     checks: list[Step] | None = Field(None, description="default: the detect checks")
 
 
+class Budget(_Model):
+    """At most ``count`` remediations of this runbook per host within ``per``."""
+
+    count: int = Field(ge=1, le=10_000)
+    per: Seconds = Field(gt=0)
+
+
 class Escalate(_Model):
     """What to tell people when a fault remains, and optional steps that notify them."""
 
@@ -238,6 +249,18 @@ class Runbook(_Model):
     vars: dict[str, Any] = Field(default_factory=dict)
     secrets: list[str] = Field(default_factory=list, description="variables masked in all output")
     step_timeout: Seconds = Field(60.0, gt=0)
+    serial: int | str | None = Field(
+        None, description="remediate in batches: a number of hosts or a percentage (25%)"
+    )
+    max_fail_percent: float | None = Field(
+        None, ge=0, le=100, description="stop remediation once failed hosts exceed this share"
+    )
+    max_remediations: Budget | None = Field(
+        None, description="a remediation budget per host, kept across runs"
+    )
+    approval: Literal["required", "none"] = Field(
+        "none", description="required: show the plan and ask before any change (or --yes)"
+    )
     detect: list[Step] = Field(min_length=1)
     evidence: list[Step] = Field(default_factory=list)
     remediate: list[Step] = Field(default_factory=list)
@@ -250,6 +273,13 @@ class Runbook(_Model):
     def _known_fault(cls, value: str) -> str:
         if not is_known_fault(value):
             raise ValueError(f"unknown fault id {value!r} (see `oorfix catalog`)")
+        return value
+
+    @field_validator("serial")
+    @classmethod
+    def _serial(cls, value: int | str | None) -> int | str | None:
+        if value is not None:
+            parse_serial(value)
         return value
 
     @field_validator("name")

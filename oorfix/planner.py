@@ -105,7 +105,8 @@ def render_command(job: Job, step: Step, context: Mapping[str, Any]) -> Command:
     else:
         params = templating.render_data(step.params.model_dump(exclude_none=True), context)
         text = actions.render_action(step.kind, params)
-    return Command(text=text, redactor=job.redactor)
+    stdin = None if step.stdin is None else templating.render_text(step.stdin, context).encode()
+    return Command(text=text, redactor=job.redactor, stdin=stdin)
 
 
 def resolve_targets(

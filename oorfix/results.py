@@ -32,12 +32,20 @@ class Outcome(enum.StrEnum):
     WOULD_FIX = "would_fix"  # dry-run: a fault was found and would be remediated
     UNREACHABLE = "unreachable"  # the host could not be reached or its key was refused
     ERROR = "error"  # a check could not be judged (timeout, lost connection, bad template)
-    SKIPPED = "skipped"  # not started: circuit breaker, lock or approval (later issues)
+    DEFERRED = "deferred"  # fault confirmed; the fix waits (window, budget, approval)
+    LOCKED = "locked"  # fault confirmed; another run is remediating this host
+    SKIPPED = "skipped"  # not started: circuit breaker or an interrupted run
 
     @property
     def fault_remains(self) -> bool:
         """Whether this outcome leaves a known or possible fault behind."""
-        return self in (Outcome.FAILED, Outcome.WOULD_FIX, Outcome.ERROR)
+        return self in (
+            Outcome.FAILED,
+            Outcome.WOULD_FIX,
+            Outcome.ERROR,
+            Outcome.DEFERRED,
+            Outcome.LOCKED,
+        )
 
 
 class ExitCode(enum.IntEnum):

@@ -176,6 +176,26 @@ def quoted_expressions(source: str) -> list[str]:
     return found
 
 
+def secret_names(source: str, expression: bool = False) -> set[str]:
+    """The literal names passed to ``secret(...)`` in a template; non-literals are errors."""
+    if "secret" not in source:
+        return set()
+    tree = _parse("{{ (" + source + ") }}" if expression else source)
+    names = set()
+    for call in tree.find_all(nodes.Call):
+        if not (isinstance(call.node, nodes.Name) and call.node.name == "secret"):
+            continue
+        args = call.args
+        if (
+            len(args) != 1
+            or not isinstance(args[0], nodes.Const)
+            or not isinstance(args[0].value, str)
+        ):
+            raise TemplateError("secret() takes one quoted name, e.g. secret('DB_PASSWORD')")
+        names.add(args[0].value)
+    return names
+
+
 def check_syntax(source: str, expression: bool = False) -> None:
     """Raise TemplateError if ``source`` is not a valid template (or expression)."""
     names_used(source, expression)

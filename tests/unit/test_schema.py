@@ -47,7 +47,7 @@ def test_schema_forbids_unknown_keys_everywhere() -> None:
     assert schema["additionalProperties"] is False
     closed = {name: d.get("additionalProperties") for name, d in schema["$defs"].items()}
     assert closed == dict.fromkeys(schema["$defs"], False)
-    assert len(closed) == 9
+    assert {"Budget", "Escalate", "Expect", "Step", "Verify", "ServiceParams"} <= set(closed)
 
 
 def test_schema_names_register_by_its_key() -> None:
