@@ -5,13 +5,16 @@ from __future__ import annotations
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
+from rich.console import Console
 
+from oorfix.budget import RemediationBudget
 from oorfix.cli_common import (
     extra_opt,
     input_errors_exit,
@@ -20,13 +23,18 @@ from oorfix.cli_common import (
     load_and_plan,
     runbook_args,
 )
-from oorfix.console import ConsoleObserver, make_console, summary_table
+from oorfix.console import ConsoleObserver, make_console, print_plan, summary_table
 from oorfix.engine import Engine, EngineOptions
 from oorfix.errors import InputError
+from oorfix.gates import RunGate
 from oorfix.hosts import Host
+from oorfix.locks import HostLocks, default_owner
+from oorfix.planner import PlannedJob
 from oorfix.pool import ConnectionPool
 from oorfix.record import record_json, write_record
 from oorfix.results import ExitCode, RunResult, new_run_id, utcnow
+from oorfix.rollout import batch_size, parse_serial
+from oorfix.state import StateDir, default_state_dir
 from oorfix.transport import ConnectOptions, Transport, open_transport
 
 
@@ -35,6 +43,30 @@ def _transport_factory(options: ConnectOptions) -> Callable[[Host], Transport]:
         return open_transport(host.connection(), options)
 
     return factory
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The options of `oorfix run`, as given."""
+
+    runbooks: tuple[str, ...]
+    inventory_path: Path
+    limit: str | None
+    extra: tuple[str, ...]
+    dry_run: bool
+    forks: int
+    known_hosts: Path | None
+    accept_new_host_keys: bool
+    connect_timeout: float
+    json_path: Path | None
+    verbose: int
+    quiet: bool
+    serial: str | None
+    max_fail_percent: float | None
+    yes: bool
+    force: bool
+    state_dir: Path
+    lock_ttl: float
 
 
 @click.command()
@@ -52,51 +84,131 @@ def _transport_factory(options: ConnectOptions) -> Callable[[Host], Transport]:
 )
 @click.option("-v", "--verbose", count=True, help="-v steps, -vv commands")
 @click.option("-q", "--quiet", is_flag=True, help="only the summary")
+@click.option("--serial", help="remediate in batches: N hosts or P% (wins over the runbooks)")
+@click.option(
+    "--max-fail-percent",
+    type=click.FloatRange(0, 100),
+    help="stop starting hosts once failed hosts exceed this share",
+)
+@click.option("-y", "--yes", is_flag=True, help="approve runbooks that require approval")
+@click.option("--force", is_flag=True, help="fix outside the runbooks' maintenance windows")
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=default_state_dir,
+    show_default="$XDG_STATE_HOME/oorfix",
+    help="host locks, remediation budgets",
+)
+@click.option("--lock-ttl", default=900.0, show_default=True, type=click.FloatRange(1))
 @input_errors_exit
-def run(
-    runbooks: tuple[str, ...],
-    inventory_path: Path,
-    limit: str | None,
-    extra: tuple[str, ...],
-    dry_run: bool,
-    forks: int,
-    known_hosts: Path | None,
-    accept_new_host_keys: bool,
-    connect_timeout: float,
-    json_path: Path | None,
-    verbose: int,
-    quiet: bool,
-) -> None:
+def run(**options: Any) -> None:
     """Run runbooks against hosts: detect, and fix what is confirmed (unless --dry-run)."""
-    _check_writable(json_path)
-    inventory, planned = load_and_plan(runbooks, inventory_path, extra, limit)
-    console = make_console(stderr=str(json_path) == "-")
-    meta = {"runbooks": list(runbooks), "inventory": str(inventory_path), "limit": limit}
+    settings = RunSettings(**options)
+    _check_writable(settings.json_path)
+    inventory, planned = load_and_plan(
+        settings.runbooks, settings.inventory_path, settings.extra, settings.limit
+    )
+    console = make_console(stderr=str(settings.json_path) == "-")
+    meta = {
+        "runbooks": list(settings.runbooks),
+        "inventory": str(settings.inventory_path),
+        "limit": settings.limit,
+    }
+    run_id = new_run_id()
     if not planned:
         now = utcnow()
-        _emit_record(RunResult(new_run_id(), now, now, dry_run), meta, json_path)
+        _emit_record(RunResult(run_id, now, now, settings.dry_run), meta, settings.json_path)
         sys.exit(ExitCode.OK)
-    options = ConnectOptions(
-        known_hosts=known_hosts,
-        accept_new_host_keys=accept_new_host_keys,
-        connect_timeout=connect_timeout,
-        banner_timeout=connect_timeout,
-        auth_timeout=connect_timeout,
-    )
     engine = Engine(
         inventory,
-        ConnectionPool(_transport_factory(options)),
-        EngineOptions(forks=forks, dry_run=dry_run),
-        ConsoleObserver(console, -1 if quiet else verbose),
+        ConnectionPool(_transport_factory(_connect_options(settings))),
+        _engine_options(settings, planned),
+        ConsoleObserver(console, -1 if settings.quiet else settings.verbose),
+        _gate(settings, planned, run_id, console),
     )
-    previous = _on_interrupt(engine.abort)
-    try:
-        result = engine.run([p.job for p in planned])
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    _emit_record(result, meta, json_path)
+    result = _run_interruptibly(engine, planned, run_id)
+    _emit_record(result, meta, settings.json_path)
     console.print(summary_table(result))
     sys.exit(result.exit_code())
+
+
+def _connect_options(settings: RunSettings) -> ConnectOptions:
+    timeout = settings.connect_timeout
+    return ConnectOptions(
+        known_hosts=settings.known_hosts,
+        accept_new_host_keys=settings.accept_new_host_keys,
+        connect_timeout=timeout,
+        banner_timeout=timeout,
+        auth_timeout=timeout,
+    )
+
+
+def _engine_options(settings: RunSettings, planned: Sequence[PlannedJob]) -> EngineOptions:
+    """Batches and the breaker: the command line wins, else the most careful runbook."""
+    runbooks = {p.job.runbook_name: p.job.loaded.runbook for p in planned}.values()
+    hosts = len({p.job.host.name for p in planned})
+    serials = [settings.serial] if settings.serial else [r.serial for r in runbooks if r.serial]
+    try:
+        sizes = [batch_size(parse_serial(s), hosts) for s in serials if s is not None]
+    except ValueError as exc:
+        raise InputError(f"--serial: {exc}") from None
+    percents = [r.max_fail_percent for r in runbooks if r.max_fail_percent is not None]
+    if settings.max_fail_percent is not None:
+        percents = [settings.max_fail_percent]
+    return EngineOptions(
+        forks=settings.forks,
+        dry_run=settings.dry_run,
+        serial=min(sizes) if sizes else None,
+        max_fail_percent=min(percents) if percents else None,
+    )
+
+
+def _gate(
+    settings: RunSettings, planned: Sequence[PlannedJob], run_id: str, console: Console
+) -> RunGate | None:
+    if settings.dry_run:
+        return None
+    state = StateDir(settings.state_dir)
+    try:
+        state.ensure()
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise InputError(f"cannot use the state directory: {why}", state.path) from None
+    return RunGate(
+        locks=HostLocks(state, run_id, default_owner(), settings.lock_ttl),
+        budget=RemediationBudget(state),
+        approved=_approvals(settings, planned, console),
+        force=settings.force,
+    )
+
+
+def _approvals(
+    settings: RunSettings, planned: Sequence[PlannedJob], console: Console
+) -> frozenset[str]:
+    """The runbooks whose fixes may run: asked on a terminal, --yes, or none."""
+    required = {p.job.runbook_name for p in planned if p.job.loaded.runbook.approval == "required"}
+    if not required or settings.yes:
+        return frozenset(required)
+    names = ", ".join(sorted(required))
+    if not sys.stdin.isatty():
+        warn = make_console(stderr=True)
+        warn.print(f"[yellow]approval required for {names}[/]: no terminal to ask and no --yes, "
+                   "so their fixes are deferred")  # fmt: skip
+        return frozenset()
+    print_plan(console, [p for p in planned if p.job.runbook_name in required], changes_only=True)
+    if click.confirm(f"Apply the changes of {names} where their faults are confirmed?"):
+        return frozenset(required)
+    return frozenset()
+
+
+def _run_interruptibly(engine: Engine, planned: Sequence[PlannedJob], run_id: str) -> RunResult:
+    """Ctrl-C or SIGTERM: no new host or step starts; the record is still written."""
+    previous = {sig: _on_signal(sig, engine.abort) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return engine.run([p.job for p in planned], run_id)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _check_writable(path: Path | None) -> None:
@@ -123,9 +235,10 @@ def _emit_record(result: RunResult, meta: dict[str, Any], json_path: Path | None
         write_record(json_path, text)
 
 
-def _on_interrupt(abort: Callable[[], None]) -> Any:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        make_console(stderr=True).print("[yellow]interrupted: finishing running steps[/]")
+def _on_signal(signum: signal.Signals, abort: Callable[[], None]) -> Any:
+    def handler(received: int, frame: FrameType | None) -> None:
+        name = signal.Signals(received).name
+        make_console(stderr=True).print(f"[yellow]{name}: finishing running steps[/]")
         abort()
 
-    return signal.signal(signal.SIGINT, handler)
+    return signal.signal(signum, handler)

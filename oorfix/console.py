@@ -92,7 +92,7 @@ def summary_table(run: RunResult) -> Table:
     return table
 
 
-def print_plan(console: Console, planned: Sequence[PlannedJob]) -> None:
+def print_plan(console: Console, planned: Sequence[PlannedJob], changes_only: bool = False) -> None:
     """Every rendered command per host and phase; mutating steps are marked."""
     for item in planned:
         job = item.job
@@ -100,6 +100,8 @@ def print_plan(console: Console, planned: Sequence[PlannedJob]) -> None:
             f"[bold]{job.host.name}[/] {escape(job.runbook_name)} ({job.loaded.runbook.fault})"
         )
         for step in item.steps:
+            if changes_only and not step.mutating:
+                continue
             mark = "[yellow]change[/]" if step.mutating else "[dim]read  [/]"
             on = f" on {','.join(h.name for h in step.targets)}" if step.step.on else ""
             when = f" [dim]when {escape(step.when)}[/]" if step.when else ""

@@ -7,11 +7,17 @@ people must be told (a fault over its remediation budget is escalated, not silen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
+from oorfix.budget import RemediationBudget
+from oorfix.locks import HostLocks
 from oorfix.planner import Job
-from oorfix.results import Outcome
+from oorfix.results import Outcome, utcnow
+from oorfix.windows import window_decision
 
 
 @dataclass(frozen=True)
@@ -37,3 +43,67 @@ class Gate(Protocol):
     def done(self, job: Job) -> None:
         """The job has its outcome (what ``admit`` took is given back here)."""
         ...
+
+
+@dataclass
+class RunGate:
+    """The gate of a real run: maintenance windows, approvals, host locks, remediation budgets.
+
+    Pure checks come first (a window or a missing approval refuses without side effects);
+    then the host lock is taken, then the budget is spent, and the lock is given back if the
+    budget refuses. Locks are released when each job is done.
+    """
+
+    locks: HostLocks | None = None
+    budget: RemediationBudget | None = None
+    approved: frozenset[str] = frozenset()
+    force: bool = False  # ignore maintenance windows
+    clock: Callable[[], datetime] = utcnow
+    _held: set[str] = field(default_factory=set)
+    _mutex: threading.Lock = field(default_factory=threading.Lock)
+
+    def admit(self, job: Job) -> Refusal | None:
+        """None to go ahead, else the refusal."""
+        rb = job.loaded.runbook
+        if not self.force:
+            closed = window_decision(rb.windows, self.clock())
+            if closed is not None:
+                return Refusal(Outcome.DEFERRED, f"fix deferred: {closed} (--force overrides)")
+        if rb.approval == "required" and rb.name not in self.approved:
+            return Refusal(Outcome.DEFERRED, "fix not approved: the runbook requires approval")
+        return self._lock(job) or self._spend(job)
+
+    def _lock(self, job: Job) -> Refusal | None:
+        if self.locks is None:
+            return None
+        holder = self.locks.acquire(job.host.name)
+        if holder is not None:
+            until = holder.expires.isoformat(timespec="seconds")
+            why = f"locked by run {holder.run_id or '?'} ({holder.owner}) until {until}"
+            return Refusal(Outcome.LOCKED, why)
+        with self._mutex:
+            self._held.add(job.host.name)
+        return None
+
+    def _spend(self, job: Job) -> Refusal | None:
+        spec = job.loaded.runbook.max_remediations
+        if self.budget is None or spec is None:
+            return None
+        refused = self.budget.try_spend(job.runbook_name, job.host.name, spec.count, spec.per)
+        if refused is None:
+            return None
+        self.done(job)
+        return Refusal(Outcome.DEFERRED, f"fix deferred: {refused}", escalate=True)
+
+    def step(self, job: Job) -> None:
+        """Keep the host's lock alive while its fix runs."""
+        if self.locks is not None and job.host.name in self._held:
+            self.locks.refresh(job.host.name)
+
+    def done(self, job: Job) -> None:
+        """Give the host's lock back."""
+        with self._mutex:
+            held = job.host.name in self._held
+            self._held.discard(job.host.name)
+        if held and self.locks is not None:
+            self.locks.release(job.host.name)

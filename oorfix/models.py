@@ -24,6 +24,7 @@ from pydantic import (
 from oorfix.catalog import is_known_fault
 from oorfix.durations import parse_duration
 from oorfix.rollout import parse_serial
+from oorfix.windows import Window
 
 DURATION_SCHEMA = {
     "anyOf": [
@@ -260,6 +261,9 @@ class Runbook(_Model):
     )
     approval: Literal["required", "none"] = Field(
         "none", description="required: show the plan and ask before any change (or --yes)"
+    )
+    windows: list[Window] | None = Field(
+        None, description="maintenance windows: fixes run only inside one (or with --force)"
     )
     detect: list[Step] = Field(min_length=1)
     evidence: list[Step] = Field(default_factory=list)
