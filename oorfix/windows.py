@@ -335,8 +335,8 @@ class Window(BaseModel):
         if not cron and (self.start is None or self.end is None):
             raise ValueError("a window needs start and end (days optional), or cron and duration")
         if self.start and self.end:
-            end = _parse_clock(self.end, allow_24=True)
-            if _parse_clock(self.start) == end % _DAY:
+            start, end = _parse_clock(self.start), _parse_clock(self.end, allow_24=True)
+            if start == end:  # empty or a whole day? Too easy to mistype: say 00:00-24:00
                 raise ValueError("start and end are the same time; for a whole day use 00:00-24:00")
         return self
 
