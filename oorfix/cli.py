@@ -14,6 +14,7 @@ import click
 
 from oorfix import __version__
 from oorfix.catalog import FAULTS
+from oorfix.cli_audit import audit as audit_commands
 from oorfix.cli_common import (
     DEFAULT_RUNBOOKS,
     extra_opt,
@@ -23,6 +24,7 @@ from oorfix.cli_common import (
     load_and_plan,
     runbook_args,
 )
+from oorfix.cli_diagnose import diagnose as diagnose_command
 from oorfix.cli_lab import lab as lab_commands
 from oorfix.cli_run import run as run_command
 from oorfix.console import catalog_table, make_console, print_plan
@@ -98,4 +100,6 @@ def schema() -> None:
 
 
 main.add_command(run_command)
+main.add_command(diagnose_command)
+main.add_command(audit_commands)
 main.add_command(lab_commands)

@@ -14,6 +14,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from oorfix.audit import AuditLog
 from oorfix.budget import RemediationBudget
 from oorfix.cli_common import (
     extra_opt,
@@ -31,14 +32,15 @@ from oorfix.hosts import Host
 from oorfix.locks import HostLocks, default_owner
 from oorfix.planner import PlannedJob
 from oorfix.pool import ConnectionPool
-from oorfix.record import record_json, write_record
+from oorfix.record import record_json, run_dict, write_record
+from oorfix.reports.junit import junit_xml
 from oorfix.results import ExitCode, RunResult, new_run_id, utcnow
 from oorfix.rollout import batch_size, parse_serial
 from oorfix.state import StateDir, default_state_dir
 from oorfix.transport import ConnectOptions, Transport, open_transport
 
 
-def _transport_factory(options: ConnectOptions) -> Callable[[Host], Transport]:
+def transport_factory(options: ConnectOptions) -> Callable[[Host], Transport]:
     def factory(host: Host) -> Transport:
         return open_transport(host.connection(), options)
 
@@ -104,7 +106,7 @@ class RunSettings:
 def run(**options: Any) -> None:
     """Run runbooks against hosts: detect, and fix what is confirmed (unless --dry-run)."""
     settings = RunSettings(**options)
-    _check_writable(settings.json_path)
+    check_writable(settings.json_path)
     inventory, planned = load_and_plan(
         settings.runbooks, settings.inventory_path, settings.extra, settings.limit
     )
@@ -117,22 +119,23 @@ def run(**options: Any) -> None:
     run_id = new_run_id()
     if not planned:
         now = utcnow()
-        _emit_record(RunResult(run_id, now, now, settings.dry_run), meta, settings.json_path)
+        emit_record(RunResult(run_id, now, now, settings.dry_run), meta, settings.json_path)
         sys.exit(ExitCode.OK)
     engine = Engine(
         inventory,
-        ConnectionPool(_transport_factory(_connect_options(settings))),
-        _engine_options(settings, planned),
+        ConnectionPool(transport_factory(connect_options(settings))),
+        engine_options(settings, planned),
         ConsoleObserver(console, -1 if settings.quiet else settings.verbose),
-        _gate(settings, planned, run_id, console),
+        make_gate(settings, planned, run_id, console),
+        make_audit(settings),
     )
-    result = _run_interruptibly(engine, planned, run_id)
-    _emit_record(result, meta, settings.json_path)
+    result = run_interruptibly(engine, planned, run_id)
+    emit_record(result, meta, settings.json_path)
     console.print(summary_table(result))
     sys.exit(result.exit_code())
 
 
-def _connect_options(settings: RunSettings) -> ConnectOptions:
+def connect_options(settings: RunSettings) -> ConnectOptions:
     timeout = settings.connect_timeout
     return ConnectOptions(
         known_hosts=settings.known_hosts,
@@ -143,7 +146,7 @@ def _connect_options(settings: RunSettings) -> ConnectOptions:
     )
 
 
-def _engine_options(settings: RunSettings, planned: Sequence[PlannedJob]) -> EngineOptions:
+def engine_options(settings: RunSettings, planned: Sequence[PlannedJob]) -> EngineOptions:
     """Batches and the breaker: the command line wins, else the most careful runbook."""
     runbooks = {p.job.runbook_name: p.job.loaded.runbook for p in planned}.values()
     hosts = len({p.job.host.name for p in planned})
@@ -163,7 +166,7 @@ def _engine_options(settings: RunSettings, planned: Sequence[PlannedJob]) -> Eng
     )
 
 
-def _gate(
+def make_gate(
     settings: RunSettings, planned: Sequence[PlannedJob], run_id: str, console: Console
 ) -> RunGate | None:
     if settings.dry_run:
@@ -180,6 +183,13 @@ def _gate(
         approved=_approvals(settings, planned, console),
         force=settings.force,
     )
+
+
+def make_audit(settings: RunSettings) -> AuditLog | None:
+    """The audit log of a run that may change hosts (a dry-run changes nothing)."""
+    if settings.dry_run:
+        return None
+    return AuditLog(StateDir(settings.state_dir), default_owner())
 
 
 def _approvals(
@@ -201,7 +211,7 @@ def _approvals(
     return frozenset()
 
 
-def _run_interruptibly(engine: Engine, planned: Sequence[PlannedJob], run_id: str) -> RunResult:
+def run_interruptibly(engine: Engine, planned: Sequence[PlannedJob], run_id: str) -> RunResult:
     """Ctrl-C or SIGTERM: no new host or step starts; the record is still written."""
     previous = {sig: _on_signal(sig, engine.abort) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -211,7 +221,7 @@ def _run_interruptibly(engine: Engine, planned: Sequence[PlannedJob], run_id: st
             signal.signal(sig, handler)
 
 
-def _check_writable(path: Path | None) -> None:
+def check_writable(path: Path | None) -> None:
     """Refuse an unwritable --json path before any host is touched, not after."""
     if path is None or str(path) == "-":
         return
@@ -225,7 +235,12 @@ def _check_writable(path: Path | None) -> None:
         raise InputError("cannot write the run record: it is a directory", path)
 
 
-def _emit_record(result: RunResult, meta: dict[str, Any], json_path: Path | None) -> None:
+def emit_record(
+    result: RunResult, meta: dict[str, Any], json_path: Path | None, junit_path: Path | None = None
+) -> None:
+    """Write the run record (and JUnit XML) where asked."""
+    if junit_path is not None:
+        write_record(junit_path, junit_xml(run_dict(result, meta)))
     if json_path is None:
         return
     text = record_json(result, meta)

@@ -8,8 +8,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from oorfix.catalog import CATEGORY_ORDER
 from oorfix.planner import Job, PlannedJob
-from oorfix.results import HostResult, Outcome, RunResult, StepResult, StepStatus
+from oorfix.results import HostResult, Outcome, Phase, RunResult, StepResult, StepStatus
 
 STATUS_STYLE = {
     Outcome.HEALTHY: "green",
@@ -119,3 +120,59 @@ def catalog_table(rows: Sequence[tuple[str, str, str, list[str]]]) -> Table:
         names = ", ".join(runbooks) if runbooks else "[red]none[/]"
         table.add_row(fault, escape(signal), escape(fix), names)
     return table
+
+
+MATRIX_CELL = {
+    Outcome.HEALTHY: "[green]ok[/]",
+    Outcome.WOULD_FIX: "[bold red]CONFIRMED[/]",
+    Outcome.FIXED: "[bold green]fixed[/]",
+    Outcome.FAILED: "[bold red]FAILED[/]",
+    Outcome.ERROR: "[magenta]check error[/]",
+    Outcome.UNREACHABLE: "[magenta]unreachable[/]",
+    Outcome.DEFERRED: "[yellow]deferred[/]",
+    Outcome.LOCKED: "[yellow]locked[/]",
+    Outcome.SKIPPED: "[dim]skipped[/]",
+}
+# Worst first: the cell of a fault with several runbooks on one host shows the worst.
+MATRIX_RANK = list(MATRIX_CELL)[::-1]
+NO_RUNBOOK = "[dim]·[/]"
+
+
+def fault_matrix(run: RunResult) -> Table:
+    """Fault id by host: confirmed, healthy, check error or unreachable (· where no runbook)."""
+    hosts = list(dict.fromkeys(r.host for r in run.results))
+    cells: dict[tuple[str, str], Outcome] = {}
+    for r in run.results:
+        key = (r.fault, r.host)
+        if key not in cells or MATRIX_RANK.index(r.status) > MATRIX_RANK.index(cells[key]):
+            cells[key] = r.status
+    table = Table(title="fault matrix", title_justify="left")
+    table.add_column("fault", no_wrap=True)
+    for host in hosts:
+        table.add_column(host, justify="center")
+    for fault in sorted({r.fault for r in run.results}, key=_fault_key):
+        row = [
+            MATRIX_CELL[cells[(fault, h)]] if (fault, h) in cells else "[dim]·[/]" for h in hosts
+        ]
+        table.add_row(fault, *row)
+    return table
+
+
+def _fault_key(fault: str) -> tuple[int, str]:
+    category = fault.split(".", 1)[0]
+    return (CATEGORY_ORDER.index(category) if category in CATEGORY_ORDER else 99), fault
+
+
+def print_evidence(console: Console, run: RunResult, lines: int = 8) -> None:
+    """For each confirmed fault: the failed checks and the first lines of each evidence."""
+    for r in run.results:
+        if r.status not in (Outcome.WOULD_FIX, Outcome.FAILED):
+            continue
+        console.print(f"\n[bold]{r.host}[/] {escape(r.runbook)} ({r.fault})")
+        for step in r.steps:
+            if step.status is StepStatus.FAILED:
+                console.print(f"  [red]failed[/] {escape(step.name)}: {escape(step.reason or '')}")
+            elif step.phase is Phase.EVIDENCE:
+                text = "\n".join(step.stdout.text.splitlines()[:lines])
+                console.print(f"  [dim]evidence[/] {escape(step.name)}")
+                console.print(escape(text), style="dim", highlight=False)

@@ -18,14 +18,17 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from oorfix import templating
+from oorfix.audit import AuditLog
+from oorfix.batch import prefetch_detect
 from oorfix.errors import ConnectError, ConnectionLost, InputError
-from oorfix.executor import Aborted, StepExecutor
+from oorfix.executor import Aborted, AuditTrail, StepExecutor
 from oorfix.gates import Gate
 from oorfix.inventory import Inventory
 from oorfix.models import Runbook, Step
 from oorfix.planner import Job
 from oorfix.pool import ConnectionPool
 from oorfix.results import (
+    CommandResult,
     HostResult,
     Outcome,
     Phase,
@@ -79,6 +82,8 @@ class EngineOptions:
     forks: int = 10
     dry_run: bool = False
     serial: int | float | None = None  # hosts per batch, or a fraction of them
+    batch_detect: bool = True  # a host's plain detect checks in one round trip
+    detect_only: bool = False  # diagnose: detect and evidence, never a fix
     max_fail_percent: float | None = None
     sleep: Callable[[float], object] | None = None  # default: waits on the abort event
 
@@ -122,6 +127,8 @@ class _JobRun:
         self.error = None
         for step in self.runbook.evidence:
             self.steps.execute(Phase.EVIDENCE, step)
+        if self.options.detect_only:
+            return Outcome.WOULD_FIX
         if self.options.dry_run:
             for step in self.runbook.remediate:
                 self.steps.execute(Phase.REMEDIATE, step)
@@ -209,12 +216,15 @@ class Engine:
         options: EngineOptions | None = None,
         observer: Observer | None = None,
         gate: Gate | None = None,
+        audit: AuditLog | None = None,
     ):
         self.inventory = inventory
         self.pool = pool
         self.options = options or EngineOptions()
         self.observer: Observer = observer or _Silent()
         self.gate = gate
+        self.audit = audit
+        self._run_id = ""
         self._abort = threading.Event()
         self._breaker = Breaker(None, 0)
 
@@ -230,7 +240,7 @@ class Engine:
 
     def run(self, jobs: Sequence[Job], run_id: str | None = None) -> RunResult:
         """Run every job; the result lists one HostResult per job, in job order."""
-        record = RunResult(run_id or new_run_id(), utcnow(), utcnow(), self.options.dry_run)
+        record = RunResult(self._new_run(run_id), utcnow(), utcnow(), self.options.dry_run)
         by_host = _group_by_host(jobs)
         self._breaker = Breaker(self.options.max_fail_percent, len(by_host))
         results: dict[int, HostResult] = {}
@@ -254,18 +264,32 @@ class Engine:
 
     def _run_host(self, jobs: list[tuple[int, Job]]) -> dict[int, HostResult]:
         done: dict[int, HostResult] = {}
-        for index, job in jobs:
+        prefetched = self._prefetch([job for _, job in jobs])
+        for position, (index, job) in enumerate(jobs):
             stop = self._breaker.tripped()
             if self._abort.is_set():
                 done[index] = _skipped(job, "not started: the run was interrupted")
             elif stop is not None:
                 done[index] = _skipped(job, f"not started: {stop}")
             else:
-                done[index] = self._run_job(job)
+                done[index] = self._run_job(job, prefetched[position])
                 self._breaker.record(done[index])
+                if _changed_host(done[index]):
+                    # Checks taken before this fix are stale: take them again for the rest.
+                    later = [j for _, j in jobs[position + 1 :]]
+                    prefetched[position + 1 :] = self._prefetch(later)
         return done
 
-    def _run_job(self, job: Job) -> HostResult:
+    def _new_run(self, run_id: str | None) -> str:
+        self._run_id = run_id or new_run_id()
+        return self._run_id
+
+    def _prefetch(self, jobs: list[Job]) -> list[dict[int, CommandResult]]:
+        if not self.options.batch_detect or self._abort.is_set() or self._breaker.tripped():
+            return [{} for _ in jobs]
+        return prefetch_detect(self.pool, jobs)
+
+    def _run_job(self, job: Job, given: dict[int, CommandResult] | None = None) -> HostResult:
         self.observer.job_started(job)
         rb = job.loaded.runbook
         result = HostResult(job.host.name, rb.name, rb.fault, Outcome.ERROR)
@@ -276,6 +300,8 @@ class Engine:
             self.options.dry_run,
             lambda s: self._step_finished(job, s),
             self._abort.is_set,
+            dict(given or {}),
+            AuditTrail(self.audit, self._run_id) if self.audit is not None else None,
         )
         run = _JobRun(job, steps, self.options, self._wait, self.gate)
         try:
@@ -306,6 +332,11 @@ class Engine:
         if self.gate is not None:
             self.gate.step(job)
         self.observer.step_finished(job, step)
+
+
+def _changed_host(result: HostResult) -> bool:
+    """Whether a job sent any command that may have changed a host."""
+    return any(s.phase.mutating and s.status is not StepStatus.PLANNED for s in result.steps)
 
 
 def _skipped(job: Job, reason: str) -> HostResult:

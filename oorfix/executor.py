@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 from oorfix import templating
 from oorfix.actions import ActionError
+from oorfix.audit import AuditLog
 from oorfix.errors import ConnectError, ConnectionLost, InputError
 from oorfix.hosts import Host
 from oorfix.inventory import Inventory
@@ -33,6 +33,14 @@ SKIPPED_REGISTER: dict[str, Any] = {
     "timed_out": False,
     "skipped": True,
 }
+
+
+@dataclass(frozen=True)
+class AuditTrail:
+    """Where a run writes its intent and result entries for mutating commands."""
+
+    log: AuditLog
+    run_id: str
 
 
 class Aborted(Exception):
@@ -56,6 +64,9 @@ class StepExecutor:
     dry_run: bool = False
     on_step: Callable[[StepResult], None] = lambda _: None
     should_stop: Callable[[], bool] = lambda: False
+    # Results already taken for some steps (a batch of checks), by id of the step.
+    given: dict[int, CommandResult] = field(default_factory=dict)
+    audit: AuditTrail | None = None
     registers: dict[str, Any] = field(default_factory=dict)
     steps: list[StepResult] = field(default_factory=list)
 
@@ -145,26 +156,57 @@ class StepExecutor:
                 phase, label, StepStatus.ERROR, command=str(command), host=other, reason=why
             )
         started = utcnow()
+        given = self.given.pop(id(step), None) if other is None else None
+        audited = self.audit is not None and is_mutating(phase, step)
+        intent = self._audit_intent(phase, label, command, target) if audited else None
         try:
-            raw = transport.run(command, timeout=step_timeout(self.job, step), sudo=step.sudo)
+            raw = given or transport.run(
+                command, timeout=step_timeout(self.job, step), sudo=step.sudo
+            )
         except (ConnectionLost, ConnectError) as exc:
             self.pool.discard(target)
             why = f"connection to {target.name} lost: {exc.message}; effect unknown"
             lost = StepResult(phase, label, StepStatus.ERROR, str(command), other, started=started,
                               ended=utcnow(), reason=self._redact(why))  # fmt: skip
+            self._audit_result(intent, phase, label, command, target, None, "lost")
             if other is None:
                 raise _Lost(lost) from exc
             return lost
         result = self._redact_result(raw)
-        status, reason = self._verdict(step, result, context, started)
+        status, reason = self._verdict(step, result, context)
+        self._audit_result(intent, phase, label, command, target, result.rc, str(status))
         self._register(step, result_vars(result))
         return StepResult.from_command(phase, label, result, status, host=other, reason=reason)
 
+    def _audit_intent(self, phase: Phase, label: str, command: Command, target: Host) -> str:
+        assert self.audit is not None
+        return self.audit.log.intent(
+            self.audit.run_id, target.name, self.job.runbook_name, str(phase), label, str(command)
+        )
+
+    def _audit_result(
+        self,
+        intent: str | None,
+        phase: Phase,
+        label: str,
+        command: Command,
+        target: Host,
+        rc: int | None,
+        status: str,
+    ) -> None:
+        if intent is None or self.audit is None:
+            return
+        trail = self.audit
+        runbook = self.job.runbook_name
+        trail.log.result(
+            trail.run_id, target.name, runbook, str(phase), label, str(command), rc, status, intent
+        )
+
     def _verdict(
-        self, step: Step, result: CommandResult, context: dict[str, Any], started: datetime
+        self, step: Step, result: CommandResult, context: dict[str, Any]
     ) -> tuple[StepStatus, str | None]:
         if result.timed_out:
-            seconds = (result.ended - started).total_seconds()
+            seconds = (result.ended - result.started).total_seconds()
             return StepStatus.ERROR, f"timed out after {seconds:.1f}s; the host killed it"
         if result.rc is None:  # PITFALLS 5: no status is not a failure that is safe to act on
             return StepStatus.ERROR, "no exit status (the session ended without one)"

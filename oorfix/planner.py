@@ -177,7 +177,8 @@ def _check_conditions(job: Job, loc: Loc, step: Step, context: Mapping[str, Any]
                 ) from None
 
 
-def _uses_registers(step: Step, registers: set[str]) -> bool:
+def uses_registers(step: Step, registers: set[str]) -> bool:
+    """Whether any template of the step reads one of ``registers``."""
     return any(
         templating.names_used(source, expression) & registers
         for _, source, expression in template_fields(step)
@@ -188,7 +189,7 @@ def _plan_step(
     job: Job, phase: Phase, loc: Loc, step: Step, context: Mapping[str, Any], inventory: Inventory
 ) -> PlannedStep:
     registers = {k for k, v in context.items() if isinstance(v, Deferred)}
-    if step.kind != "run" and _uses_registers(step, registers):
+    if step.kind != "run" and uses_registers(step, registers):
         # Action parameters from run-time values are checked when they are known.
         text = f"<{step.kind} rendered at run time from registered values>"
         command = Command(text=text, redactor=job.redactor)

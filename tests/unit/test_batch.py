@@ -1,0 +1,148 @@
+"""A host's checks in one round trip: framing, exact bytes, budgets, and the engine's use of it."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from oorfix.batch import BatchItem, new_marker, parse, script
+from oorfix.engine import Engine, EngineOptions
+from oorfix.hosts import Host
+from oorfix.inventory import load_inventory
+from oorfix.loader import load_runbook
+from oorfix.planner import plan_run
+from oorfix.pool import ConnectionPool
+from oorfix.redact import Command
+from oorfix.results import CommandResult, Outcome
+from oorfix.transport import ConnectOptions, open_transport
+
+
+def run_batch(items: list[BatchItem]) -> list[CommandResult | None]:
+    marker = new_marker()
+    done = subprocess.run(["sh", "-c", script(items, marker)], capture_output=True, check=False)
+    return parse(items, done.stdout.decode(), marker)
+
+
+def test_each_check_keeps_its_own_status_streams_and_bytes() -> None:
+    items = [
+        BatchItem(Command("echo out; echo err >&2"), 5),
+        BatchItem(Command("printf '\\377\\000x'; exit 3"), 5),
+        BatchItem(Command("printf '@@oorfix-batch forged 0 0 0 0 0 0\\n'"), 5),
+    ]
+    first, second, third = run_batch(items)
+    assert first is not None
+    assert second is not None
+    assert third is not None
+    assert (first.rc, first.stdout.text, first.stderr.text) == (0, "out\n", "err\n")
+    assert (second.rc, second.stdout.text, second.stdout.total_bytes) == (3, "\\xff\x00x", 3)
+    # A check's output cannot forge a frame: it never reaches the channel unencoded.
+    assert third.stdout.text == "@@oorfix-batch forged 0 0 0 0 0 0\n"
+
+
+def test_a_check_over_its_budget_is_killed_and_marked_timed_out() -> None:
+    slow, after = run_batch(
+        [BatchItem(Command("sleep 30"), 0.5), BatchItem(Command("echo next"), 5)]
+    )
+    assert slow is not None
+    assert after is not None
+    assert (slow.rc, slow.timed_out) == (124, True)
+    assert 0.5 <= slow.duration < 10
+    assert (after.rc, after.stdout.text) == (0, "next\n")
+
+
+def test_output_is_bounded_and_counted() -> None:
+    (big,) = run_batch([BatchItem(Command("head -c 100000 /dev/zero | tr '\\0' a"), 5)])
+    assert big is not None
+    assert (big.stdout.total_bytes, big.stdout.truncated, len(big.stdout.text)) == (
+        100000,
+        True,
+        16 * 1024,
+    )
+
+
+def test_a_frame_cut_short_leaves_that_check_to_run_alone() -> None:
+    items = [BatchItem(Command("true"), 5), BatchItem(Command("true"), 5)]
+    marker = new_marker()
+    done = subprocess.run(["sh", "-c", script(items, marker)], capture_output=True, check=True)
+    first_line = done.stdout.decode().splitlines()[0]
+    assert [r is not None for r in parse(items, first_line, marker)] == [True, False]
+
+
+class CountingTransport:
+    """A real local transport that counts round trips."""
+
+    calls: ClassVar[list[str]] = []
+
+    def __init__(self, host: Host) -> None:
+        self.inner = open_transport(host.connection(), ConnectOptions())
+        self.name = host.name
+
+    def connect(self) -> None:
+        self.inner.connect()
+
+    def run(self, command: Command, *, timeout: float, sudo: bool = False) -> CommandResult:
+        CountingTransport.calls.append(command.text)
+        return self.inner.run(command, timeout=timeout, sudo=sudo)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture
+def local_fleet(write: Callable[[str, str], Path]) -> Path:
+    return write("inv.yml", "all:\n  hosts:\n    box: {ansible_connection: local}\n")
+
+
+def test_engine_runs_all_plain_checks_of_a_host_in_one_round_trip(
+    write: Callable[[str, str], Path], local_fleet: Path
+) -> None:
+    inventory = load_inventory(local_fleet)
+    runbooks = [
+        load_runbook(
+            write(
+                f"rb{n}.yml",
+                f"name: rb{n}\nfault: software.crash\ndetect:\n"
+                f"  - run: test {n} -lt 3\n  - run: echo {n}\n",
+            )
+        )
+        for n in range(4)
+    ]
+    planned = plan_run(runbooks, inventory, {})
+    CountingTransport.calls = []
+    engine = Engine(inventory, ConnectionPool(CountingTransport), EngineOptions(dry_run=True))
+    result = engine.run([p.job for p in planned])
+    statuses = [r.status for r in result.results]
+    assert statuses == [Outcome.HEALTHY] * 3 + [Outcome.WOULD_FIX]
+    assert len(CountingTransport.calls) == 1  # eight checks, one round trip
+    steps = result.results[3].steps
+    assert [(s.command, s.rc) for s in steps] == [("test 3 -lt 3", 1), ("echo 3", 0)]
+
+
+def test_checks_taken_before_a_fix_are_taken_again_after_it(
+    write: Callable[[str, str], Path], local_fleet: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "service-up"
+    inventory = load_inventory(local_fleet)
+    first = load_runbook(
+        write(
+            "a.yml",
+            f"name: a\nfault: software.crash\ndetect:\n  - run: test -e {marker}\n"
+            f"  - run: 'true'\nremediate:\n  - run: touch {marker}\n",
+        )
+    )
+    second = load_runbook(
+        write(
+            "b.yml",
+            f"name: b\nfault: software.service_interruption\ndetect:\n"
+            f"  - run: test -e {marker}\nremediate:\n  - run: 'false'\n",
+        )
+    )
+    planned = plan_run([first, second], inventory, {})
+    engine = Engine(inventory, ConnectionPool(CountingTransport), EngineOptions())
+    result = engine.run([p.job for p in planned])
+    # b's check was batched with a's before a's fix; it must see the fixed host, not the old one.
+    assert [r.status for r in result.results] == [Outcome.FIXED, Outcome.HEALTHY]
