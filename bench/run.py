@@ -11,7 +11,6 @@ The hosts are lab addresses behind one real sshd on loopback. Run with `make ben
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -65,12 +64,13 @@ def _best(func: Callable[[], object]) -> float:
     return min(times)
 
 
-def _oorfix_fleet(lab: Lab, inventory: Path, runbook: Path) -> None:
+def _oorfix_fleet(lab: Lab, inventory: Path, runbook: Path, batch: bool = True) -> None:
     inv = load_inventory(inventory)
     planned = plan_run([load_runbook(runbook)], inv, {})
     options = ConnectOptions(known_hosts=lab.known_hosts)
     pool = ConnectionPool(lambda host: open_transport(host.connection(), options))
-    result = Engine(inv, pool, EngineOptions(forks=10)).run([p.job for p in planned])
+    engine = Engine(inv, pool, EngineOptions(forks=10, batch_detect=batch))
+    result = engine.run([p.job for p in planned])
     assert all(r.status is Outcome.HEALTHY for r in result.results), result.results
 
 
@@ -132,8 +132,8 @@ def main() -> None:
             ours = _best(lambda: _oorfix_fleet(lab, inventory, runbook))
             theirs = _best(lambda: _fabric_fleet(lab))
             _report("fleet detect", ours, "fabric ThreadingGroup", theirs)
-            per_exec = statistics.mean([ours / (HOSTS * CHECKS / 10)])
-            print(f"  (oorfix: {per_exec * 1000:.0f} ms per check per fork slot)")
+            unbatched = _best(lambda: _oorfix_fleet(lab, inventory, runbook, batch=False))
+            _report("fleet detect", ours, "oorfix with one exec per check", unbatched)
             ours = _best(lambda: _oorfix_capture(lab))
             theirs = _best(lambda: _fabric_capture(lab))
             _report(f"{OUTPUT_MIB} MiB output capture", ours, "fabric Connection.run", theirs)
