@@ -29,7 +29,7 @@ typecheck: $(STAMP)
 REQUIRE_NETNS := $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 
 test: system-deps $(STAMP) lint typecheck
-	OORFIX_REQUIRE_SSHD=1 OORFIX_REQUIRE_NETNS=$(REQUIRE_NETNS) $(BIN)/pytest
+	OORFIX_REQUIRE_SSHD=1 OORFIX_REQUIRE_BROWSER=1 OORFIX_REQUIRE_NETNS=$(REQUIRE_NETNS) $(BIN)/pytest
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -12,8 +12,10 @@ exact whatever they are.
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
 import shlex
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +27,7 @@ from oorfix.planner import Job, phase_steps, render_command, step_timeout, uses_
 from oorfix.pool import ConnectionPool
 from oorfix.redact import Command, Redactor
 from oorfix.results import CommandResult, Output
+from oorfix.transport.base import Transport
 from oorfix.transport.shell import TIMEOUT_KILLED_STATUS, TIMEOUT_STATUS, seconds
 
 KILL_GRACE = 2.0
@@ -47,6 +50,7 @@ def _segment(index: int, item: BatchItem, marker: str) -> str:
     out, err = f'"$d/{index}.o"', f'"$d/{index}.e"'
     encode = f"head -c {KEEP_BYTES} {{}} | base64 | tr -d '\\n'"
     return (
+        f'[ -e "$stop" ] && exit 0; '
         f"s=$(date +%s%N); {budget} sh -c {body} >{out} 2>{err} </dev/null; rc=$?; "
         f"e=$(date +%s%N); "
         f"printf '%s %s %s %s %s %s %s ' {FRAME} {marker} {index} $rc $s $e "
@@ -57,8 +61,22 @@ def _segment(index: int, item: BatchItem, marker: str) -> str:
 
 def script(items: Sequence[BatchItem], marker: str) -> str:
     """The shell script that runs every item in order and frames each result."""
-    setup = "d=$(mktemp -d) || exit 97; trap 'rm -rf \"$d\"' EXIT"
+    # The batch's directory is named by its marker, so the engine can drop a stop file in it
+    # from another session; mkdir refuses a directory that already exists (or a link).
+    folder = shlex.quote(batch_dir(marker))
+    setup = f'd={folder}; stop="$d/stop"; mkdir -m 700 "$d" || exit 97; trap \'rm -rf "$d"\' EXIT'
     return "; ".join([setup, *(_segment(i, item, marker) for i, item in enumerate(items))])
+
+
+def batch_dir(marker: str) -> str:
+    """The private directory of one batch on the host."""
+    return f"/tmp/oorfix-batch-{marker}"  # noqa: S108 - created with mkdir -m 700, never reused
+
+
+def stop_command(marker: str) -> Command:
+    """The command that stops the batch ``marker`` before its next check."""
+    folder = shlex.quote(batch_dir(marker))
+    return Command(f"[ -d {folder} ] && touch -- {folder}/stop")
 
 
 def budget(items: Sequence[BatchItem]) -> float:
@@ -130,7 +148,35 @@ def _items(jobs: Sequence[Job]) -> tuple[list[BatchItem], list[tuple[int, int]]]
     return items, owners
 
 
-def prefetch_detect(pool: ConnectionPool, jobs: Sequence[Job]) -> list[dict[int, CommandResult]]:
+class InFlight:
+    """The batches running now, so an interrupt can stop each before its next check."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, Transport] = {}
+        self._lock = threading.Lock()
+
+    def add(self, marker: str, transport: Transport) -> None:
+        """A batch started."""
+        with self._lock:
+            self._running[marker] = transport
+
+    def remove(self, marker: str) -> None:
+        """A batch ended."""
+        with self._lock:
+            self._running.pop(marker, None)
+
+    def stop_all(self) -> None:
+        """Ask every running batch to start no further check (over its own connection)."""
+        with self._lock:
+            running = list(self._running.items())
+        for marker, transport in running:
+            with contextlib.suppress(ConnectError, ConnectionLost):
+                transport.run(stop_command(marker), timeout=5)
+
+
+def prefetch_detect(
+    pool: ConnectionPool, jobs: Sequence[Job], in_flight: InFlight | None = None
+) -> list[dict[int, CommandResult]]:
     """Run the plain detect checks of one host's jobs in one round trip.
 
     Returns, per job, the results by id of the step. Anything the batch could not deliver
@@ -145,10 +191,16 @@ def prefetch_detect(pool: ConnectionPool, jobs: Sequence[Job]) -> list[dict[int,
     marker = new_marker()
     command = Command(script(items, marker), Redactor(secrets))
     try:
-        raw = pool.get(jobs[0].host).run(command, timeout=budget(items))
+        transport = pool.get(jobs[0].host)
+        if in_flight is not None:
+            in_flight.add(marker, transport)
+        raw = transport.run(command, timeout=budget(items))
     except (ConnectError, ConnectionLost):
         pool.discard(jobs[0].host)
         return given
+    finally:
+        if in_flight is not None:
+            in_flight.remove(marker)
     for (index, step_id), result in zip(owners, parse(items, raw.stdout.text, marker), strict=True):
         if result is not None:
             given[index][step_id] = result

@@ -26,6 +26,8 @@ from oorfix.cli_common import (
 )
 from oorfix.cli_diagnose import diagnose as diagnose_command
 from oorfix.cli_lab import lab as lab_commands
+from oorfix.cli_report import report as report_command
+from oorfix.cli_report import runs as runs_command
 from oorfix.cli_run import run as run_command
 from oorfix.console import catalog_table, make_console, print_plan
 from oorfix.loader import load_runbooks
@@ -102,4 +104,6 @@ def schema() -> None:
 main.add_command(run_command)
 main.add_command(diagnose_command)
 main.add_command(audit_commands)
+main.add_command(runs_command)
+main.add_command(report_command)
 main.add_command(lab_commands)

@@ -24,6 +24,7 @@ from oorfix.cli_run import (
     connect_options,
     emit_record,
     engine_options,
+    keep_history,
     make_audit,
     make_gate,
     run_interruptibly,
@@ -100,6 +101,7 @@ def diagnose(**options: Any) -> None:
         console.print(summary_table(result))
     meta = {"command": "diagnose", "runbooks": str(options["runbook_dir"]), "limit": settings.limit}
     emit_record(result, meta, settings.json_path, junit_path)
+    keep_history(settings.state_dir, result, meta, planned)
     sys.exit(result.exit_code())
 
 

@@ -28,6 +28,7 @@ from oorfix.console import ConsoleObserver, make_console, print_plan, summary_ta
 from oorfix.engine import Engine, EngineOptions
 from oorfix.errors import InputError
 from oorfix.gates import RunGate
+from oorfix.history import save_run
 from oorfix.hosts import Host
 from oorfix.locks import HostLocks, default_owner
 from oorfix.planner import PlannedJob
@@ -131,6 +132,7 @@ def run(**options: Any) -> None:
     )
     result = run_interruptibly(engine, planned, run_id)
     emit_record(result, meta, settings.json_path)
+    keep_history(settings.state_dir, result, meta, planned)
     console.print(summary_table(result))
     sys.exit(result.exit_code())
 
@@ -190,6 +192,38 @@ def make_audit(settings: RunSettings) -> AuditLog | None:
     if settings.dry_run:
         return None
     return AuditLog(StateDir(settings.state_dir), default_owner())
+
+
+def plan_data(planned: Sequence[PlannedJob]) -> list[dict[str, Any]]:
+    """The rendered plan as JSON-ready data (commands masked), for the run history."""
+    return [
+        {
+            "host": p.job.host.name,
+            "runbook": p.job.runbook_name,
+            "steps": [
+                {
+                    "phase": str(s.phase),
+                    "name": s.label,
+                    "command": str(s.command),
+                    "mutating": s.mutating,
+                    "on": [h.name for h in s.targets] if s.step.on else None,
+                }
+                for s in p.steps
+            ],
+        }
+        for p in planned
+    ]
+
+
+def keep_history(
+    state_dir: Path, result: RunResult, meta: dict[str, Any], planned: Sequence[PlannedJob]
+) -> None:
+    """Store the run (record, plan, evidence) in the state directory; warn if it cannot be."""
+    try:
+        save_run(StateDir(state_dir), run_dict(result, meta), plan_data(planned))
+    except OSError as exc:
+        warn = make_console(stderr=True)
+        warn.print(f"[yellow]warning:[/] the run was not kept in {state_dir}: {exc}")
 
 
 def _approvals(

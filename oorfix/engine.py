@@ -19,7 +19,7 @@ from typing import Protocol
 
 from oorfix import templating
 from oorfix.audit import AuditLog
-from oorfix.batch import prefetch_detect
+from oorfix.batch import InFlight, prefetch_detect
 from oorfix.errors import ConnectError, ConnectionLost, InputError
 from oorfix.executor import Aborted, AuditTrail, StepExecutor
 from oorfix.gates import Gate
@@ -226,11 +226,15 @@ class Engine:
         self.audit = audit
         self._run_id = ""
         self._abort = threading.Event()
+        self._in_flight = InFlight()
         self._breaker = Breaker(None, 0)
 
     def abort(self) -> None:
         """Start no new job or step; running steps finish or time out."""
         self._abort.set()
+        # Batched checks are stopped before their next check, from a thread of their own
+        # (this may run in a signal handler).
+        threading.Thread(target=self._in_flight.stop_all, daemon=True).start()
 
     def _wait(self, seconds: float) -> bool:
         if self.options.sleep is not None:
@@ -267,7 +271,7 @@ class Engine:
         prefetched = self._prefetch([job for _, job in jobs])
         for position, (index, job) in enumerate(jobs):
             stop = self._breaker.tripped()
-            if self._abort.is_set():
+            if self._abort.is_set() and not prefetched[position]:
                 done[index] = _skipped(job, "not started: the run was interrupted")
             elif stop is not None:
                 done[index] = _skipped(job, f"not started: {stop}")
@@ -287,7 +291,7 @@ class Engine:
     def _prefetch(self, jobs: list[Job]) -> list[dict[int, CommandResult]]:
         if not self.options.batch_detect or self._abort.is_set() or self._breaker.tripped():
             return [{} for _ in jobs]
-        return prefetch_detect(self.pool, jobs)
+        return prefetch_detect(self.pool, jobs, self._in_flight)
 
     def _run_job(self, job: Job, given: dict[int, CommandResult] | None = None) -> HostResult:
         self.observer.job_started(job)
@@ -299,7 +303,7 @@ class Engine:
             self.inventory,
             self.options.dry_run,
             lambda s: self._step_finished(job, s),
-            self._abort.is_set,
+            lambda: self._stop_reason(job),
             dict(given or {}),
             AuditTrail(self.audit, self._run_id) if self.audit is not None else None,
         )
@@ -312,11 +316,11 @@ class Engine:
         except ConnectionLost as exc:
             result.status, run.error = Outcome.ERROR, exc.message
             run.escalate_after_loss()
-        except Aborted:
+        except Aborted as stop:
             ran = bool(steps.steps)
             result.status = Outcome.ERROR if ran else Outcome.SKIPPED
             phase = steps.steps[-1].phase if ran else "start"
-            run.error = f"interrupted by the operator after {phase}; no further step was run"
+            run.error = f"{stop.reason} after {phase}; no further step was run"
         except Exception as exc:  # a bug: keep the traceback in the log, the run goes on
             log.exception("internal error on %s", job.host.name)
             result.status, run.error = Outcome.ERROR, f"internal error: {type(exc).__name__}: {exc}"
@@ -329,9 +333,13 @@ class Engine:
         return result
 
     def _step_finished(self, job: Job, step: StepResult) -> None:
-        if self.gate is not None:
-            self.gate.step(job)
         self.observer.step_finished(job, step)
+
+    def _stop_reason(self, job: Job) -> str | None:
+        """Why the job may start no further step, if it may not."""
+        if self._abort.is_set():
+            return "interrupted by the operator"
+        return self.gate.step(job) if self.gate is not None else None
 
 
 def _changed_host(result: HostResult) -> bool:

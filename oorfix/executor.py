@@ -44,7 +44,11 @@ class AuditTrail:
 
 
 class Aborted(Exception):
-    """The operator interrupted the run; no new step starts."""
+    """No new step starts: the operator interrupted the run, or the host's lock was lost."""
+
+    def __init__(self, reason: str = "interrupted by the operator"):
+        super().__init__(reason)
+        self.reason = reason
 
 
 class _Lost(Exception):
@@ -63,7 +67,7 @@ class StepExecutor:
     inventory: Inventory
     dry_run: bool = False
     on_step: Callable[[StepResult], None] = lambda _: None
-    should_stop: Callable[[], bool] = lambda: False
+    should_stop: Callable[[], str | None] = lambda: None
     # Results already taken for some steps (a batch of checks), by id of the step.
     given: dict[int, CommandResult] = field(default_factory=dict)
     audit: AuditTrail | None = None
@@ -76,8 +80,10 @@ class StepExecutor:
 
     def execute(self, phase: Phase, step: Step, attempt: int = 1) -> StepResult:
         """Run one step (or plan it, in a dry-run) and record its result."""
-        if self.should_stop():
-            raise Aborted
+        # A check already taken in a batch is recorded even after an interrupt.
+        stop = self.should_stop()
+        if stop is not None and id(step) not in self.given:
+            raise Aborted(stop)
         try:
             result = self._execute(phase, step)
         except _Lost as lost:
@@ -224,7 +230,10 @@ class StepExecutor:
         return self.job.redactor(text)
 
     def _redact_output(self, output: Output) -> Output:
-        return replace(output, text=self._redact(output.text))
+        text = self._redact(output.text)
+        if output.truncated:
+            text = self.job.redactor.cut_edges(text)
+        return replace(output, text=text)
 
     def _redact_result(self, result: CommandResult) -> CommandResult:
         return replace(

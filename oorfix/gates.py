@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from oorfix.budget import RemediationBudget
-from oorfix.locks import HostLocks
+from oorfix.locks import HostLocks, LockInfo
 from oorfix.planner import Job
 from oorfix.results import Outcome, utcnow
 from oorfix.windows import window_decision
@@ -36,8 +36,8 @@ class Gate(Protocol):
         """None to go ahead, else the refusal."""
         ...
 
-    def step(self, job: Job) -> None:
-        """A step of an admitted job is starting (a lock is kept alive here)."""
+    def step(self, job: Job) -> str | None:
+        """A step of the job is about to start: None to go ahead, else why it must not."""
         ...
 
     def done(self, job: Job) -> None:
@@ -60,7 +60,10 @@ class RunGate:
     force: bool = False  # ignore maintenance windows
     clock: Callable[[], datetime] = utcnow
     _held: set[str] = field(default_factory=set)
+    _lost: dict[str, str] = field(default_factory=dict)
     _mutex: threading.Lock = field(default_factory=threading.Lock)
+    _stopped: threading.Event = field(default_factory=threading.Event)
+    _beating: threading.Thread | None = None
 
     def admit(self, job: Job) -> Refusal | None:
         """None to go ahead, else the refusal."""
@@ -83,6 +86,8 @@ class RunGate:
             return Refusal(Outcome.LOCKED, why)
         with self._mutex:
             self._held.add(job.host.name)
+            self._lost.pop(job.host.name, None)
+        self._start_heartbeat()
         return None
 
     def _spend(self, job: Job) -> Refusal | None:
@@ -95,10 +100,45 @@ class RunGate:
         self.done(job)
         return Refusal(Outcome.DEFERRED, f"fix deferred: {refused}", escalate=True)
 
-    def step(self, job: Job) -> None:
-        """Keep the host's lock alive while its fix runs."""
-        if self.locks is not None and job.host.name in self._held:
-            self.locks.refresh(job.host.name)
+    def step(self, job: Job) -> str | None:
+        """Before each step of a fix: is the host's lock still ours?"""
+        host = job.host.name
+        with self._mutex:
+            lost = self._lost.get(host)
+            held = host in self._held
+        if lost is not None:
+            return lost
+        if self.locks is None or not held:
+            return None
+        holder = self.locks.refresh(host)
+        return None if holder is None else self._mark_lost(host, holder)
+
+    def _mark_lost(self, host: str, holder: LockInfo) -> str:
+        reason = f"the lock on {host} was taken by run {holder.run_id or '?'} ({holder.owner})"
+        with self._mutex:
+            self._lost[host] = reason
+        return reason
+
+    def _heartbeat(self) -> None:
+        """Refresh every held lock while steps run, so a long step cannot let one expire."""
+        assert self.locks is not None
+        interval = max(0.2, self.locks.ttl / 3)
+        while not self._stopped.wait(interval):
+            with self._mutex:
+                held = sorted(self._held)
+            if not held:
+                return
+            for host in held:
+                holder = self.locks.refresh(host)
+                if holder is not None:
+                    self._mark_lost(host, holder)
+
+    def _start_heartbeat(self) -> None:
+        with self._mutex:
+            if self._beating is not None and self._beating.is_alive():
+                return
+            self._beating = threading.Thread(target=self._heartbeat, daemon=True)
+            self._beating.start()
 
     def done(self, job: Job) -> None:
         """Give the host's lock back."""

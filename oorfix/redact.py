@@ -7,6 +7,7 @@ through its ``text`` attribute, which only transports read.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 MASK = "********"
 # Values this short would mask common words and digits everywhere; they are not secrets.
 MIN_SECRET_LENGTH = 4
+# Where bounded capture cut output (oorfix.transport.capture.OMITTED_MARKER), kept as a piece.
+CUT = re.compile(r"(\n\[\.\.\. \d+ bytes omitted \.\.\.\]\n)")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,34 @@ class Redactor:
         texts = {text for value in values for text in _leaves(value)}
         texts |= {shlex.quote(t) for t in texts}
         return cls(frozenset(t for t in texts if len(t) >= MIN_SECRET_LENGTH))
+
+    def cut_edges(self, text: str) -> str:
+        """Mask the part of a secret left at a place where captured output was cut.
+
+        Output is bounded before it is masked, so a cut may split a secret in two; neither
+        half matches the whole value. Each piece before a cut loses a trailing secret prefix,
+        each piece after one a leading secret suffix, and the text's end a trailing prefix.
+        """
+        pieces = CUT.split(text)
+        for i in range(0, len(pieces), 2):
+            if i > 0:
+                pieces[i] = self._lead(pieces[i])
+            pieces[i] = self._trail(pieces[i])
+        return "".join(pieces)
+
+    def _trail(self, piece: str) -> str:
+        for secret in self.secrets:
+            for k in range(len(secret) - 1, MIN_SECRET_LENGTH - 1, -1):
+                if piece.endswith(secret[:k]):
+                    return piece[:-k] + MASK
+        return piece
+
+    def _lead(self, piece: str) -> str:
+        for secret in self.secrets:
+            for k in range(len(secret) - 1, MIN_SECRET_LENGTH - 1, -1):
+                if piece.startswith(secret[-k:]):
+                    return MASK + piece[k:]
+        return piece
 
     def __call__(self, text: str) -> str:
         # Longest first, so a secret that contains another is masked whole.

@@ -15,6 +15,8 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v ip >/dev/null || need+=(iproute2)
 command -v timeout >/dev/null || need+=(coreutils)
 command -v curl >/dev/null || need+=(curl)
+# The HTML incident report is checked in a real headless browser.
+[ -x /usr/bin/chromium ] || need+=(chromium fonts-liberation)
 command -v pgrep >/dev/null || need+=(procps)  # the tests find and reap processes with pgrep
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -16,9 +16,11 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from oorfix.lab.httpserver import LabHTTPServer
 
 POOL_FILE = "pool.json"
 BACKEND_TIMEOUT = 3.0
@@ -84,10 +86,8 @@ class Proxy(BaseHTTPRequestHandler):
         self._forward("POST")
 
 
-class Balancer(ThreadingHTTPServer):
+class Balancer(LabHTTPServer):
     """The proxy server, round-robin over the enabled backends."""
-
-    daemon_threads = True
 
     def __init__(self, address: tuple[str, int], state: Path):
         super().__init__(address, Proxy)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from oorfix.lab.httpserver import LabHTTPServer
 from oorfix.lab.topology import CLEARING_ADDRESS, CLEARING_PORT
 
 
@@ -49,10 +50,8 @@ class Handler(BaseHTTPRequestHandler):
         """Keep the journal to startup lines: probes would flood it."""
 
 
-class ClearingServer(ThreadingHTTPServer):
+class ClearingServer(LabHTTPServer):
     """The HTTP server; threads die with it."""
-
-    daemon_threads = True
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -204,9 +204,9 @@ class Lab:
         if "pg-lb" in host.services:
             self._prepare_balancer(host, env, netns)
         if "pg-db" in host.services:
-            argv = [sys.executable, "-m", "http.server", "--bind", address, "5432"]
-            argv += ["--directory", str(host.state)]
-            services.define(host.state, "pg-db", argv, env, netns)
+            # The database stand-in: a listener with a health answer, like the clearing peer.
+            argv = [sys.executable, "-m", "oorfix.lab.clearing", "--bind", address]
+            services.define(host.state, "pg-db", [*argv, "--port", "5432"], env, netns)
 
     def _prepare_balancer(self, host: LabHost, env: dict[str, str], netns: str | None) -> None:
         backends = {

@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from oorfix.lab.httpserver import LabHTTPServer
 
 # Versions with the payment-rejecting bug of the guide's case study.
 BAD_VERSIONS = frozenset({"2.3.0-bad"})
@@ -65,10 +67,8 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, {"status": "accepted", "host": HOST})
 
 
-class PaymentServer(ThreadingHTTPServer):
+class PaymentServer(LabHTTPServer):
     """The HTTP server, knowing the version it runs."""
-
-    daemon_threads = True
 
     def __init__(self, address: tuple[str, int], version: str):
         super().__init__(address, Handler)

@@ -144,6 +144,12 @@ MILESTONES = frozenset({"confirmed", "verified"})
 _SHOW_OUTPUT = frozenset({"evidence", "fix", "rollback", "escalate"})
 
 
+def shows_span(event: Event) -> bool:
+    """Whether an entry shows start and end: a fix step that ran (not planned or skipped)."""
+    ran = event.step is not None and event.step.get("status") not in ("planned", "skipped")
+    return event.kind == "fix" and ran
+
+
 def shows_output(event: Event, output: str) -> bool:
     """Whether a report shows a step's output: evidence and changes always, checks on failure."""
     failed = event.step is not None and event.step.get("status") in ("failed", "error")

@@ -22,6 +22,16 @@ from tests.integration.conftest import Fleet
 pytestmark = pytest.mark.integration
 
 IS_ACTIVE = "systemctl is-active pg-api"
+
+
+def wait_health(address: str) -> str:
+    """The rendered wait_for step of payment-api-crashed for one lab host."""
+    return (
+        "end=$(( $(date +%s) + 20 )); until curl -fsS -m 5 -o /dev/null -- "
+        f"http://{address}:8080/health; do [ $(date +%s) -ge $end ] && exit 1; sleep 1; done"
+    )
+
+
 WHY_STOPPED = (
     "journalctl -u pg-api -n 200 --no-pager"
     " | grep -Ei 'oom|core dump|segfault|killed|exited' || true"
@@ -92,6 +102,7 @@ def test_a_crashed_api_is_fixed_verified_and_a_second_run_finds_it_healthy(fleet
         ("evidence", "why it stopped", "passed", WHY_STOPPED, 0, 1),
         ("evidence", "memory at the time", "passed", "free -m", 0, 1),
         ("remediate", "service pg-api started", "passed", START_PG_API, 0, 1),
+        ("remediate", "the API answers again", "passed", wait_health("127.0.30.2"), 0, 1),
         ("verify", "service is active", "passed", IS_ACTIVE, 0, 1),
     ]
     detect, verify = fixed["steps"][0], fixed["steps"][-1]
@@ -172,8 +183,9 @@ def test_dry_run_on_a_broken_host_plans_the_fix_and_changes_nothing(fleet: Fleet
         ("evidence", "why it stopped", "passed", WHY_STOPPED, 0, 1),
         ("evidence", "memory at the time", "passed", "free -m", 0, 1),
         ("remediate", "service pg-api started", "planned", START_PG_API, None, 1),
+        ("remediate", "the API answers again", "planned", wait_health("127.0.30.2"), None, 1),
     ]
-    planned = would["steps"][-1]
+    planned = would["steps"][-2]
     assert (planned["stdout"], planned["stdout_bytes"], planned["timed_out"]) == ("", 0, False)
     # Byte for byte: every file's path, mode and content, on every host.
     assert {name: fleet.snapshot(name) for name in fleet.names} == before
