@@ -70,6 +70,7 @@ class RunSettings:
     force: bool
     state_dir: Path
     lock_ttl: float
+    junit_path: Path | None = None
 
 
 @click.command()
@@ -85,6 +86,7 @@ class RunSettings:
 @click.option(
     "--json", "json_path", type=click.Path(path_type=Path), help="run record ('-': stdout)"
 )
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="JUnit XML report")
 @click.option("-v", "--verbose", count=True, help="-v steps, -vv commands")
 @click.option("-q", "--quiet", is_flag=True, help="only the summary")
 @click.option("--serial", help="remediate in batches: N hosts or P% (wins over the runbooks)")
@@ -108,6 +110,7 @@ def run(**options: Any) -> None:
     """Run runbooks against hosts: detect, and fix what is confirmed (unless --dry-run)."""
     settings = RunSettings(**options)
     check_writable(settings.json_path)
+    check_writable(settings.junit_path)
     inventory, planned = load_and_plan(
         settings.runbooks, settings.inventory_path, settings.extra, settings.limit
     )
@@ -120,18 +123,28 @@ def run(**options: Any) -> None:
     run_id = new_run_id()
     if not planned:
         now = utcnow()
-        emit_record(RunResult(run_id, now, now, settings.dry_run), meta, settings.json_path)
+        emit_record(
+            RunResult(run_id, now, now, settings.dry_run),
+            meta,
+            settings.json_path,
+            settings.junit_path,
+        )
         sys.exit(ExitCode.OK)
+    observer = ConsoleObserver(console, -1 if settings.quiet else settings.verbose)
     engine = Engine(
         inventory,
         ConnectionPool(transport_factory(connect_options(settings))),
         engine_options(settings, planned),
-        ConsoleObserver(console, -1 if settings.quiet else settings.verbose),
+        observer,
         make_gate(settings, planned, run_id, console),
         make_audit(settings),
     )
-    result = run_interruptibly(engine, planned, run_id)
-    emit_record(result, meta, settings.json_path)
+    observer.start(len(planned))
+    try:
+        result = run_interruptibly(engine, planned, run_id)
+    finally:
+        observer.stop()
+    emit_record(result, meta, settings.json_path, settings.junit_path)
     keep_history(settings.state_dir, result, meta, planned)
     console.print(summary_table(result))
     sys.exit(result.exit_code())

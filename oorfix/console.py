@@ -6,6 +6,15 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from oorfix.catalog import CATEGORY_ORDER
@@ -38,11 +47,40 @@ def make_console(stderr: bool = False) -> Console:
 
 
 class ConsoleObserver:
-    """Prints a line per finished job (and per step when verbose)."""
+    """Prints a line per finished job (and per step when verbose), with a live progress bar
+    (jobs done of total, the step running, time elapsed) when the console is a terminal."""
 
     def __init__(self, console: Console, verbosity: int = 0):
         self.console = console
         self.verbosity = verbosity
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def start(self, total: int) -> None:
+        """A run of ``total`` jobs begins."""
+        if not self.console.is_terminal or self.verbosity < 0:
+            return
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self._task = self._progress.add_task("starting", total=total)
+        self._progress.start()
+
+    def stop(self) -> None:
+        """The run ended: the progress display goes away."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def _advance(self, description: str, done: int = 0) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, description=description, advance=done)
 
     def job_started(self, job: Job) -> None:
         """Say which runbook starts on which host (verbose only)."""
@@ -50,7 +88,8 @@ class ConsoleObserver:
             self.console.print(f"[dim]start[/] {job.host.name} {escape(job.runbook_name)}")
 
     def step_finished(self, job: Job, step: StepResult) -> None:
-        """Show a step's result (verbose only)."""
+        """Show a step's result (verbose only) and what runs now."""
+        self._advance(f"{job.host.name} {step.phase}: {escape(step.name)[:40]}")
         if self.verbosity <= 0:
             return
         style = STEP_STYLE[step.status]
@@ -65,6 +104,7 @@ class ConsoleObserver:
 
     def job_finished(self, result: HostResult) -> None:
         """One line per finished job, unless quiet."""
+        self._advance(f"{result.host} {escape(result.runbook)}: {result.status}", done=1)
         if self.verbosity < 0:
             return
         style = STATUS_STYLE[result.status]
@@ -134,7 +174,17 @@ MATRIX_CELL = {
     Outcome.SKIPPED: "[dim]skipped[/]",
 }
 # Worst first: the cell of a fault with several runbooks on one host shows the worst.
-MATRIX_RANK = list(MATRIX_CELL)[::-1]
+MATRIX_RANK = [
+    Outcome.FAILED,
+    Outcome.WOULD_FIX,
+    Outcome.ERROR,
+    Outcome.UNREACHABLE,
+    Outcome.LOCKED,
+    Outcome.DEFERRED,
+    Outcome.SKIPPED,
+    Outcome.FIXED,
+    Outcome.HEALTHY,
+]
 NO_RUNBOOK = "[dim]·[/]"
 
 
@@ -144,7 +194,7 @@ def fault_matrix(run: RunResult) -> Table:
     cells: dict[tuple[str, str], Outcome] = {}
     for r in run.results:
         key = (r.fault, r.host)
-        if key not in cells or MATRIX_RANK.index(r.status) > MATRIX_RANK.index(cells[key]):
+        if key not in cells or MATRIX_RANK.index(r.status) < MATRIX_RANK.index(cells[key]):
             cells[key] = r.status
     table = Table(title="fault matrix", title_justify="left")
     table.add_column("fault", no_wrap=True)

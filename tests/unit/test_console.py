@@ -1,0 +1,66 @@
+"""Console output for people: progress only on a terminal, colour rules, the fault matrix."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from oorfix.console import ConsoleObserver, fault_matrix, make_console
+from oorfix.results import HostResult, Outcome, RunResult, utcnow
+
+
+def _result(host: str, fault: str, status: Outcome, runbook: str = "rb") -> HostResult:
+    return HostResult(host, runbook, fault, status)
+
+
+def _render(console: Console) -> str:
+    file = console.file
+    assert isinstance(file, io.StringIO)
+    return file.getvalue()
+
+
+def test_progress_shows_jobs_done_of_total_on_a_terminal() -> None:
+    console = Console(file=io.StringIO(), force_terminal=True, width=100)
+    observer = ConsoleObserver(console)
+    observer.start(2)
+    observer.job_finished(_result("h1", "software.crash", Outcome.HEALTHY))
+    observer.job_finished(_result("h2", "software.crash", Outcome.FIXED))
+    observer.stop()
+    assert "2/2" in _render(console)
+
+
+def test_no_progress_and_no_colour_off_a_terminal() -> None:
+    console = Console(file=io.StringIO(), force_terminal=False, width=100)
+    observer = ConsoleObserver(console)
+    observer.start(1)
+    observer.job_finished(_result("h1", "software.crash", Outcome.FIXED))
+    observer.stop()
+    text = _render(console)
+    assert "1/1" not in text
+    assert "\x1b[" not in text
+    assert "fixed h1 rb" in " ".join(text.split())
+
+
+def test_no_color_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert make_console().no_color
+
+
+def test_fault_matrix_shows_the_worst_cell_and_dots_where_no_runbook_applies() -> None:
+    now = utcnow()
+    run = RunResult("r", now, now, False)
+    run.results = [
+        _result("h1", "software.crash", Outcome.HEALTHY, "a"),
+        _result("h1", "software.crash", Outcome.WOULD_FIX, "b"),
+        _result("h2", "software.crash", Outcome.UNREACHABLE, "a"),
+        _result("h1", "hardware.power", Outcome.HEALTHY, "c"),
+    ]
+    console = Console(file=io.StringIO(), force_terminal=False, width=120)
+    console.print(fault_matrix(run))
+    rows = [" ".join(line.replace("│", " ").split()) for line in _render(console).splitlines()]
+    assert "hardware.power ok ·" in rows
+    assert "software.crash CONFIRMED unreachable" in rows
+    # Categories in fix order: hardware before software.
+    assert rows.index("hardware.power ok ·") < rows.index("software.crash CONFIRMED unreachable")
