@@ -8,43 +8,33 @@ and ``POST /clear`` answers ``{"status": "cleared"}``.
 from __future__ import annotations
 
 import argparse
-import json
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from oorfix.lab.httpserver import LabHTTPServer
+from oorfix.lab.httpserver import JsonHandler, LabHTTPServer
 from oorfix.lab.topology import CLEARING_ADDRESS, CLEARING_PORT
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     """Health and clearing endpoints."""
 
     # HTTP/1.0 closes after each answer: a probe measures one whole exchange, not keep-alive.
     protocol_version = "HTTP/1.0"
 
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
     def do_GET(self) -> None:
         """Health check."""
         if self.path != "/health":
-            self._send(404, {"error": "not found"})
+            self.send_json(404, {"error": "not found"})
             return
-        self._send(200, {"status": "ok"})
+        self.send_json(200, {"status": "ok"})
 
     def do_POST(self) -> None:
         """Clear a payment (the body is read and ignored)."""
         if self.path != "/clear":
-            self._send(404, {"error": "not found"})
+            self.send_json(404, {"error": "not found"})
             return
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
-        self._send(200, {"status": "cleared"})
+        self.send_json(200, {"status": "cleared"})
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep the journal to startup lines: probes would flood it."""

@@ -8,8 +8,10 @@ connections for seconds while systemctl already calls it active.
 
 from __future__ import annotations
 
+import json
 import socketserver
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 class LabHTTPServer(ThreadingHTTPServer):
@@ -23,3 +25,16 @@ class LabHTTPServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         self.server_name = str(host)
         self.server_port = int(port)
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A request handler that answers in JSON."""
+
+    def send_json(self, status: int, body: dict[str, Any]) -> None:
+        """Send ``body`` as a JSON response with ``status``."""
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)

@@ -10,11 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
-from oorfix.lab.httpserver import LabHTTPServer
+from oorfix.lab.httpserver import JsonHandler, LabHTTPServer
 
 # Versions with the payment-rejecting bug of the guide's case study.
 BAD_VERSIONS = frozenset({"2.3.0-bad"})
@@ -34,37 +32,29 @@ def installed_version(state: Path | None, package: str = "pg-api") -> str:
     return str(data.get(package, DEFAULT_VERSION))
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     """Health and payment endpoints."""
 
     server: PaymentServer
 
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
     def do_GET(self) -> None:
         """Health check."""
         if self.path != "/health":
-            self._send(404, {"error": "not found"})
+            self.send_json(404, {"error": "not found"})
             return
-        self._send(200, {"status": "ok", "version": self.server.version, "host": HOST})
+        self.send_json(200, {"status": "ok", "version": self.server.version, "host": HOST})
 
     def do_POST(self) -> None:
         """Take a payment, unless this version has the rejecting bug."""
         if self.path != "/pay":
-            self._send(404, {"error": "not found"})
+            self.send_json(404, {"error": "not found"})
             return
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
         if self.server.version in BAD_VERSIONS:
-            self._send(502, {"status": "rejected", "error": "clearing module rejected payment"})
+            self.send_json(502, {"status": "rejected", "error": "clearing module rejected payment"})
             return
-        self._send(200, {"status": "accepted", "host": HOST})
+        self.send_json(200, {"status": "accepted", "host": HOST})
 
 
 class PaymentServer(LabHTTPServer):
