@@ -148,6 +148,23 @@ def _engine(
     )
 
 
+def _merged(diagnosis: HostResult, fix: HostResult | None) -> HostResult:
+    """One result per host and runbook: what the fix run did (it re-checks before fixing).
+
+    A fault confirmed by the diagnosis that an earlier fix on the host cleared is re-checked
+    healthy just before its own fix; it is recorded as fixed (by that earlier fix), with the
+    diagnosis steps and evidence kept in front of the re-check.
+    """
+    if fix is None:
+        return diagnosis
+    if fix.status is Outcome.HEALTHY:
+        fix.steps = diagnosis.steps + fix.steps
+        fix.started = diagnosis.started
+        fix.status = Outcome.FIXED
+        fix.notes.append("confirmed by diagnose; cleared by an earlier fix on this host")
+    return fix
+
+
 def _fix(
     settings: RunSettings,
     inventory: Inventory,
@@ -164,6 +181,6 @@ def _fix(
         return found
     fixed = run_interruptibly(_engine(settings, inventory, chosen, run_id, False), chosen, run_id)
     by_key: dict[tuple[str, str], HostResult] = {(r.host, r.runbook): r for r in fixed.results}
-    found.results = [by_key.get((r.host, r.runbook), r) for r in found.results]
+    found.results = [_merged(r, by_key.get((r.host, r.runbook))) for r in found.results]
     found.dry_run, found.aborted, found.ended = fixed.dry_run, fixed.aborted, fixed.ended
     return found

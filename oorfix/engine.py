@@ -124,14 +124,13 @@ class _JobRun:
         verdict = self.checks(Phase.DETECT, self.runbook.detect)
         if verdict is not Verdict.FAULT:
             return Outcome.HEALTHY if verdict is Verdict.CLEAR else Outcome.ERROR
-        self.error = None
+        confirmed, self.error = f"fault confirmed: {self.error}", None
         for step in self.runbook.evidence:
             self.steps.execute(Phase.EVIDENCE, step)
-        if self.options.detect_only:
-            return Outcome.WOULD_FIX
-        if self.options.dry_run:
-            for step in self.runbook.remediate:
+        if self.options.detect_only or self.options.dry_run:
+            for step in self.runbook.remediate if self.options.dry_run else []:
                 self.steps.execute(Phase.REMEDIATE, step)
+            self.error = confirmed  # what a report of a found-but-unfixed fault shows
             return Outcome.WOULD_FIX
         return self.repair()
 
@@ -328,6 +327,8 @@ class Engine:
             self.gate.done(job)
         result.steps, result.error, result.escalation = steps.steps, run.error, run.escalation
         result.notes = run.notes
+        # Checks taken in a batch ran before the job started; the result spans them too.
+        result.started = min([result.started, *(s.started for s in result.steps)])
         result.ended = utcnow()
         self.observer.job_finished(result)
         return result
