@@ -98,7 +98,7 @@ def diagnose(**options: Any) -> None:
         print_evidence(console, found)
     result = _fix(settings, inventory, planned, found, run_id) if options["fix"] else found
     if options["fix"]:
-        console.print(summary_table(result))
+        console.print(summary_table(result, "diagnose --fix"))
     meta = {"command": "diagnose", "runbooks": str(options["runbook_dir"]), "limit": settings.limit}
     emit_record(result, meta, settings.json_path, junit_path)
     keep_history(settings.state_dir, result, meta, planned)

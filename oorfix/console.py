@@ -116,9 +116,9 @@ class ConsoleObserver:
         )
 
 
-def summary_table(run: RunResult) -> Table:
+def summary_table(run: RunResult, command: str = "run") -> Table:
     """Host by runbook: status, steps run, and what is left to do."""
-    title = "dry-run: nothing was changed" if run.dry_run else "oorfix run " + run.run_id
+    title = "dry-run: nothing was changed" if run.dry_run else f"oorfix {command} {run.run_id}"
     table = Table(title=title, title_justify="left")
     table.add_column("host", no_wrap=True)
     table.add_column("runbook", overflow="fold")
