@@ -97,6 +97,7 @@ class _JobRun:
     options: EngineOptions
     wait: Callable[[float], bool]
     gate: Gate | None = None
+    breaker: Callable[[], str | None] = lambda: None
     error: str | None = None
     escalation: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -136,6 +137,10 @@ class _JobRun:
 
     def repair(self) -> Outcome:
         """Remediate and verify; roll back and escalate when the fix does not hold."""
+        tripped = self.breaker()
+        if tripped is not None:  # hosts already running when it tripped fix nothing either
+            self.error = f"fix not started: {tripped}"
+            return Outcome.DEFERRED
         refusal = self.gate.admit(self.job) if self.gate is not None else None
         if refusal is not None:
             self.error = refusal.reason
@@ -306,7 +311,7 @@ class Engine:
             dict(given or {}),
             AuditTrail(self.audit, self._run_id) if self.audit is not None else None,
         )
-        run = _JobRun(job, steps, self.options, self._wait, self.gate)
+        run = _JobRun(job, steps, self.options, self._wait, self.gate, self._breaker.tripped)
         try:
             self.pool.get(job.host)
             result.status = run.flow()

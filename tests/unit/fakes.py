@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ class Reply:
     stderr: str = ""
     timed_out: bool = False
     lost: bool = False
+    delay: float = 0.0  # seconds the command takes
 
 
 @dataclass
@@ -60,6 +62,7 @@ class FakeTransport:
         for pattern, replies in self.script.rules:
             if pattern.search(command.text):
                 reply = replies.pop(0) if len(replies) > 1 else replies[0]
+                time.sleep(reply.delay)
                 if reply.lost:
                     raise ConnectionLost(self.name, "connection reset")
                 return CommandResult(

@@ -456,3 +456,24 @@ def test_dry_run_plans_steps_that_depend_on_planned_ones(
         ),
     ]
     assert [t for _, t, _ in sent] == ["probe"]
+
+
+def test_a_tripped_breaker_stops_the_fixes_of_hosts_already_running(
+    inventory: Inventory, api_down: LoadedRunbook
+) -> None:
+    sent: Sent = []
+    scripts = {
+        "api-1": Script().on("check-health", Reply(rc=7)).on("collect").on("restart", Reply(rc=1))
+        .on("undo"),
+        "api-2": Script().on("check-health", Reply(rc=7, delay=0.5)).on("collect").on("restart"),
+    }  # fmt: skip
+    planned = plan_run([api_down], inventory, {})
+    options = EngineOptions(forks=2, max_fail_percent=0, sleep=lambda _: None)
+    engine = Engine(inventory, ConnectionPool(fake_factory(scripts, sent)), options)
+    result = engine.run([p.job for p in planned])
+    first, second = result.results
+    assert first.status is Outcome.FAILED
+    assert second.status is Outcome.DEFERRED
+    assert second.error is not None
+    assert second.error.startswith("fix not started: circuit breaker: 1 of 2 hosts failed")
+    assert ("api-2", "restart-api", False) not in sent
