@@ -88,6 +88,25 @@ class CliRun:
         return {r["host"]: r["status"] for r in self.record["results"]}
 
 
+def run_cli(argv: list[str], json_path: Path, timeout: float = CLI_TIMEOUT) -> CliRun:
+    """``python -m oorfix ARGV`` from the repo, without colour, and the record it wrote."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "oorfix", *argv],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    data = json.loads(json_path.read_text()) if json_path.exists() else None
+    return CliRun(tuple(argv), proc.returncode, proc.stdout, proc.stderr, seconds, data)
+
+
 class Fleet:
     """The lab seen from a test: hosts to break and inspect, inventories, the CLI."""
 
@@ -207,21 +226,7 @@ class Fleet:
         json_path = self.tmp / f"record-{time.monotonic_ns()}.json"
         if record:
             argv += ["--json", str(json_path)]
-        env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
-        started = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, "-m", "oorfix", *argv],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=CLI_TIMEOUT,
-            check=False,
-        )
-        seconds = time.monotonic() - started
-        data = json.loads(json_path.read_text()) if json_path.exists() else None
-        return CliRun(tuple(argv), proc.returncode, proc.stdout, proc.stderr, seconds, data)
+        return run_cli(argv, json_path)
 
     def run(self, *args: str | Path, known_hosts: Path | None = None, **kw: bool) -> CliRun:
         """``oorfix run ARGS`` trusting the lab's host keys (or ``known_hosts``)."""

@@ -23,7 +23,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ from oorfix.lab.topology import (
     default_topology,
 )
 from oorfix.loader import load_runbooks
-from tests.integration.conftest import CliRun, require_sshd
+from tests.integration.conftest import CliRun, require_sshd, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -497,21 +496,7 @@ def oorfix(lab: Lab, tmp: Path, *args: str | Path) -> CliRun:
         inventory = lab.directory / "inventory.yml"
         argv += ["-i", str(inventory), "--known-hosts", str(lab.known_hosts)]
         argv += ["--json", str(record)]
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "oorfix", *argv],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-        check=False,
-    )
-    seconds = time.monotonic() - started
-    data = json.loads(record.read_text()) if record.exists() else None
-    return CliRun(tuple(argv), done.returncode, done.stdout, done.stderr, seconds, data)
+    return run_cli(argv, record, CLI_TIMEOUT)
 
 
 def phases(result: dict[str, Any]) -> set[str]:

@@ -23,6 +23,7 @@ from oorfix.audit import GENESIS, AuditLog, VerifyResult, canonical, entry_hash,
 from oorfix.cli_audit import audit as audit_cli
 from oorfix.redact import Command, Redactor
 from oorfix.state import StateDir
+from tests.unit.shared import run_all
 
 T0 = datetime(2024, 5, 1, 9, 42, 5, tzinfo=UTC)
 ACTOR = "ops@bastion-1"
@@ -251,17 +252,7 @@ def test_processes_appending_at_once_keep_one_chain(state: StateDir) -> None:
         ctx.Process(target=_append_from_process, args=(str(state.path), n, barrier))
         for n in range(WORKERS)
     ]
-    try:
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join(timeout=180)
-        assert [proc.exitcode for proc in procs] == [0] * WORKERS
-    finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
+    run_all(procs)
     total = WORKERS * PAIRS_PER_WORKER * 2
     assert_complete_chain(state.path / "audit.log", total)
     by_actor = {e["actor"] for e in entries(state.path / "audit.log")}

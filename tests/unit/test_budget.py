@@ -12,24 +12,11 @@ import pytest
 
 from oorfix.budget import BudgetUnreadable, RemediationBudget, format_window
 from oorfix.state import StateDir
+from tests.unit.shared import T0, FakeClock, run_all
 
-T0 = datetime(2024, 5, 1, 9, 42, 5, tzinfo=UTC)
 RUNBOOK = "payment-api-down"
 HOST = "pg-api-1"
 HOUR = 3600.0
-
-
-class FakeClock:
-    """A clock that only moves when the test says so."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -236,17 +223,7 @@ def run_processes(tmp_path: Path, workers: int, attempts: int, count: int) -> li
     barrier = ctx.Barrier(workers) if workers > 1 else None
     args = (str(tmp_path), T0.isoformat(), attempts, count, barrier)
     procs = [ctx.Process(target=_spend, args=args) for _ in range(workers)]
-    try:
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join(timeout=180)
-        assert [proc.exitcode for proc in procs] == [0] * workers
-    finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
+    run_all(procs)
     return [int(line) for line in (tmp_path / "spent.log").read_text().split()]
 
 

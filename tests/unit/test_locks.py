@@ -8,7 +8,7 @@ import os
 import signal
 import stat
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
@@ -16,22 +16,9 @@ import pytest
 
 from oorfix.locks import NEVER, HostLocks, LockInfo
 from oorfix.state import StateDir, default_state_dir, safe_name
+from tests.unit.shared import T0, FakeClock, run_all
 
-T0 = datetime(2024, 5, 1, 9, 42, 5, tzinfo=UTC)
 HOST = "pg-api-1"
-
-
-class FakeClock:
-    """A clock that only moves when the test says so."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -377,17 +364,7 @@ def test_processes_racing_for_one_host_never_hold_it_together(tmp_path: Path) ->
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(WORKERS)
     procs = [ctx.Process(target=_race, args=(str(tmp_path), n, barrier)) for n in range(WORKERS)]
-    try:
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join(timeout=180)
-        assert [proc.exitcode for proc in procs] == [0] * WORKERS
-    finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
+    run_all(procs)
     summaries = [json.loads(p.read_text()) for p in sorted((tmp_path / "results").iterdir())]
     assert len(summaries) == WORKERS
     assert [s["violations"] for s in summaries] == [[]] * WORKERS
