@@ -35,7 +35,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 demo: system-deps $(STAMP)
-	$(BIN)/python -m oorfix.demo
+	$(BIN)/python -m oorfix.lab.demo
 
 bench: system-deps $(STAMP)
 	$(BIN)/python bench/run.py

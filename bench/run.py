@@ -18,15 +18,15 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from oorfix.engine import Engine, EngineOptions
-from oorfix.inventory import load_inventory
+from oorfix.inventory.core import load_inventory
 from oorfix.lab.lab import Lab
 from oorfix.lab.topology import LabHost
-from oorfix.loader import load_runbook
-from oorfix.planner import plan_run
-from oorfix.pool import ConnectionPool
 from oorfix.redact import Command
 from oorfix.results import Outcome
+from oorfix.run.engine import Engine, EngineOptions
+from oorfix.run.planner import plan_run
+from oorfix.run.pool import ConnectionPool
+from oorfix.runbook.loader import load_runbook
 from oorfix.transport import ConnectOptions, open_transport
 
 HOSTS = 20

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from oorfix.hosts import HostConnection
+from oorfix.inventory.hosts import HostConnection
 from oorfix.lab.sshd import SSHD, SshdServer
 from oorfix.transport.base import ConnectOptions
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from oorfix.hosts import HostConnection
+from oorfix.inventory.hosts import HostConnection
 from oorfix.lab import hardware, network, services
 from oorfix.lab.balancer import write_pool
 from oorfix.lab.sshd import SshdError, SshdServer

@@ -6,7 +6,7 @@ contact a host (``oorfix validate``) never import paramiko.
 
 from __future__ import annotations
 
-from oorfix.hosts import HostConnection
+from oorfix.inventory.hosts import HostConnection
 from oorfix.transport.base import ConnectOptions, Transport
 
 __all__ = ["ConnectOptions", "Transport", "open_transport"]

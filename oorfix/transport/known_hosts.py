@@ -22,7 +22,7 @@ from pathlib import Path
 import paramiko
 
 from oorfix.errors import HostKeyError
-from oorfix.hosts import HostConnection
+from oorfix.inventory.hosts import HostConnection
 
 _LOG = logging.getLogger(__name__)
 _KNOWN_HOSTS_LOCK = threading.Lock()

@@ -12,7 +12,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from oorfix.hosts import HostConnection
+from oorfix.inventory.hosts import HostConnection
 from oorfix.redact import Command
 from oorfix.results import CommandResult
 from oorfix.transport.base import ConnectOptions

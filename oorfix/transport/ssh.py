@@ -27,7 +27,7 @@ import paramiko
 from paramiko.common import MSG_CHANNEL_REQUEST
 
 from oorfix.errors import ConnectError, ConnectionLost, HostKeyError
-from oorfix.hosts import HostConnection
+from oorfix.inventory.hosts import HostConnection
 from oorfix.redact import Command
 from oorfix.results import CommandResult
 from oorfix.transport.base import ConnectOptions

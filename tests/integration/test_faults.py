@@ -46,7 +46,7 @@ from oorfix.lab.topology import (
     LabHost,
     default_topology,
 )
-from oorfix.loader import load_runbooks
+from oorfix.runbook.loader import load_runbooks
 from tests.integration.conftest import CliRun, require_sshd, run_cli
 
 pytestmark = pytest.mark.integration

@@ -21,16 +21,16 @@ from typing import Any
 
 import pytest
 
-from oorfix.engine import Engine, EngineOptions
-from oorfix.hosts import Host
-from oorfix.inventory import load_inventory
-from oorfix.loader import load_runbook
-from oorfix.planner import plan_run
-from oorfix.pool import ConnectionPool
-from oorfix.record import run_dict
+from oorfix.inventory.core import load_inventory
+from oorfix.inventory.hosts import Host
+from oorfix.output.record import run_dict
+from oorfix.output.reports.html import html_report
 from oorfix.redact import Command
-from oorfix.reports.html import html_report
 from oorfix.results import CommandResult, utcnow
+from oorfix.run.engine import Engine, EngineOptions
+from oorfix.run.planner import plan_run
+from oorfix.run.pool import ConnectionPool
+from oorfix.runbook.loader import load_runbook
 from tests.unit.fakes import FakeTransport, Reply, Script
 
 CHROMIUM = Path("/usr/bin/chromium")

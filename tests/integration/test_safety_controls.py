@@ -28,15 +28,15 @@ from typing import Any
 
 import pytest
 
-from oorfix.engine import Engine, EngineOptions
-from oorfix.gates import RunGate
-from oorfix.inventory import load_inventory
-from oorfix.loader import LoadedRunbook, load_runbooks
-from oorfix.planner import plan_run
-from oorfix.pool import ConnectionPool
+from oorfix.inventory.core import load_inventory
 from oorfix.results import HostResult, Outcome, RunResult
+from oorfix.run.engine import Engine, EngineOptions
+from oorfix.run.planner import plan_run
+from oorfix.run.pool import ConnectionPool
+from oorfix.runbook.loader import LoadedRunbook, load_runbooks
+from oorfix.runbook.windows import Window
+from oorfix.safety.gates import RunGate
 from oorfix.transport import ConnectOptions, open_transport
-from oorfix.windows import Window
 from tests.integration.conftest import CLI_TIMEOUT, REPO, CliRun, Fleet
 
 pytestmark = pytest.mark.integration

@@ -23,16 +23,16 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from oorfix.engine import Engine, EngineOptions
 from oorfix.errors import ConnectError, ConnectionLost, HostKeyError
-from oorfix.hosts import Host, HostConnection
-from oorfix.inventory import load_inventory
+from oorfix.inventory.core import load_inventory
+from oorfix.inventory.hosts import Host, HostConnection
 from oorfix.lab.sshd import SshdServer
-from oorfix.loader import load_runbook
-from oorfix.planner import plan_run
-from oorfix.pool import ConnectionPool
 from oorfix.redact import MASK, Command, Redactor
 from oorfix.results import Outcome
+from oorfix.run.engine import Engine, EngineOptions
+from oorfix.run.planner import plan_run
+from oorfix.run.pool import ConnectionPool
+from oorfix.runbook.loader import load_runbook
 from oorfix.transport import ConnectOptions, Transport, open_transport
 from oorfix.transport import common as common_module
 from oorfix.transport import local as local_module

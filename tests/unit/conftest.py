@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from oorfix.inventory import Inventory, load_inventory
-from oorfix.loader import LoadedRunbook, load_runbook
+from oorfix.inventory.core import Inventory, load_inventory
+from oorfix.runbook.loader import LoadedRunbook, load_runbook
 
 INVENTORY = """
 all:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from oorfix.errors import ConnectError, ConnectionLost
-from oorfix.hosts import Host
+from oorfix.inventory.hosts import Host
 from oorfix.redact import Command
 from oorfix.results import CommandResult, Output
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from oorfix.actions import ActionError, mutates, render_action
+from oorfix.runbook.actions import ActionError, mutates, render_action
 
 SYSTEMCTL = "if command -v systemctl >/dev/null 2>&1; then {systemd}; else {sysv}; fi"
 APT = "DEBIAN_FRONTEND=noninteractive apt-get"

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from oorfix import audit as audit_module
-from oorfix.audit import GENESIS, AuditLog, VerifyResult, canonical, entry_hash, verify
-from oorfix.cli_audit import audit as audit_cli
+from oorfix.cli.audit import audit as audit_cli
 from oorfix.redact import Command, Redactor
-from oorfix.state import StateDir
+from oorfix.safety import audit as audit_module
+from oorfix.safety.audit import GENESIS, AuditLog, VerifyResult, canonical, entry_hash, verify
+from oorfix.safety.state import StateDir
 from tests.unit.shared import run_all
 
 T0 = datetime(2024, 5, 1, 9, 42, 5, tzinfo=UTC)

@@ -9,15 +9,15 @@ from typing import ClassVar
 
 import pytest
 
-from oorfix.batch import BatchItem, new_marker, parse, script
-from oorfix.engine import Engine, EngineOptions
-from oorfix.hosts import Host
-from oorfix.inventory import load_inventory
-from oorfix.loader import load_runbook
-from oorfix.planner import plan_run
-from oorfix.pool import ConnectionPool
+from oorfix.inventory.core import load_inventory
+from oorfix.inventory.hosts import Host
 from oorfix.redact import Command
 from oorfix.results import CommandResult, Outcome
+from oorfix.run.batch import BatchItem, new_marker, parse, script
+from oorfix.run.engine import Engine, EngineOptions
+from oorfix.run.planner import plan_run
+from oorfix.run.pool import ConnectionPool
+from oorfix.runbook.loader import load_runbook
 from oorfix.transport import ConnectOptions, open_transport
 
 

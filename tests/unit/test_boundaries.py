@@ -46,14 +46,14 @@ def test_validate_never_imports_paramiko() -> None:
     assert ssh_modules_after(code) == []
 
 
-@pytest.mark.parametrize("module", ["oorfix.engine", "oorfix.planner", "oorfix.executor"])
+@pytest.mark.parametrize("module", ["oorfix.run.engine", "oorfix.run.planner", "oorfix.run.steps"])
 def test_the_engine_side_never_imports_paramiko(module: str) -> None:
     assert ssh_modules_after(f"import {module}") == []
 
 
 def test_a_local_transport_never_imports_paramiko() -> None:
     code = (
-        "from oorfix.hosts import HostConnection\n"
+        "from oorfix.inventory.hosts import HostConnection\n"
         "from oorfix.redact import Command\n"
         "from oorfix.transport import ConnectOptions, open_transport\n"
         "t = open_transport(HostConnection('l', 'localhost', kind='local'), ConnectOptions())\n"
@@ -67,7 +67,7 @@ def test_a_local_transport_never_imports_paramiko() -> None:
 def test_the_check_sees_paramiko_when_an_ssh_host_is_opened() -> None:
     # The control: the same check does see the SSH stack once an SSH transport exists.
     code = (
-        "from oorfix.hosts import HostConnection\n"
+        "from oorfix.inventory.hosts import HostConnection\n"
         "from oorfix.transport import ConnectOptions, open_transport\n"
         "open_transport(HostConnection('s', '127.0.0.1', kind='ssh'), ConnectOptions())\n"
     )

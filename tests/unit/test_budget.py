@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from oorfix.budget import BudgetUnreadable, RemediationBudget, format_window
-from oorfix.state import StateDir
+from oorfix.safety.budget import BudgetUnreadable, RemediationBudget, format_window
+from oorfix.safety.state import StateDir
 from tests.unit.shared import T0, FakeClock, run_all
 
 RUNBOOK = "payment-api-down"

@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from oorfix.console import ConsoleObserver, fault_matrix, make_console
+from oorfix.output.console import ConsoleObserver, fault_matrix, make_console
 from oorfix.results import HostResult, Outcome, RunResult, utcnow
 
 

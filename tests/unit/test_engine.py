@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
-from oorfix.engine import Engine, EngineOptions
-from oorfix.inventory import Inventory
-from oorfix.loader import LoadedRunbook
-from oorfix.planner import plan_run
-from oorfix.pool import ConnectionPool
+from oorfix.inventory.core import Inventory
 from oorfix.results import ExitCode, Outcome, Phase, RunResult, StepStatus
+from oorfix.run.engine import Engine, EngineOptions
+from oorfix.run.planner import plan_run
+from oorfix.run.pool import ConnectionPool
+from oorfix.runbook.loader import LoadedRunbook
 
 from .fakes import Reply, Script, fake_factory
 

@@ -9,15 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oorfix.engine import Engine, EngineOptions
 from oorfix.errors import ConnectError
-from oorfix.hosts import Host
-from oorfix.inventory import Inventory, load_inventory
-from oorfix.loader import LoadedRunbook
-from oorfix.planner import plan_run
-from oorfix.pool import ConnectionPool
+from oorfix.inventory.core import Inventory, load_inventory
+from oorfix.inventory.hosts import Host
 from oorfix.redact import Command
 from oorfix.results import CommandResult, Outcome, RunResult
+from oorfix.run.engine import Engine, EngineOptions
+from oorfix.run.planner import plan_run
+from oorfix.run.pool import ConnectionPool
+from oorfix.runbook.loader import LoadedRunbook
 
 HOSTS = [f"api-{n:02d}" for n in range(1, 11)]
 RUN_SECONDS = 0.05

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from oorfix.cli_report import runs
+from oorfix.cli.report import runs
 from oorfix.errors import InputError
-from oorfix.history import find_run_dir, list_runs, load_run, save_run, slug
+from oorfix.output.history import find_run_dir, list_runs, load_run, save_run, slug
 from oorfix.results import Outcome, Phase, StepStatus
-from oorfix.state import StateDir
+from oorfix.safety.state import StateDir
 
 from .test_reports import failed_result, fixed_result, make_record, simple, step
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from oorfix.errors import InventoryError
-from oorfix.inventory import Inventory, expand_host_range, load_inventory
+from oorfix.inventory.core import Inventory, expand_host_range, load_inventory
 
 REPO = Path(__file__).resolve().parents[2]
 

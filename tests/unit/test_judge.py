@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from oorfix.errors import TemplateError
-from oorfix.judge import judge, result_vars
-from oorfix.models import Expect
 from oorfix.results import CommandResult, Output
+from oorfix.run.judge import judge, result_vars
+from oorfix.runbook.models import Expect
 
 
 def result(rc: int | None = 0, stdout: str = "", stderr: str = "") -> CommandResult:

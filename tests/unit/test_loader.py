@@ -8,9 +8,15 @@ from pathlib import Path
 import pytest
 
 from oorfix.errors import InputError, InputErrors, RunbookError, TemplateError, YamlError
-from oorfix.inventory import Inventory, load_inventory
-from oorfix.loader import LoadedRunbook, format_loc, load_runbook, load_runbooks, runbook_files
-from oorfix.planner import plan_run
+from oorfix.inventory.core import Inventory, load_inventory
+from oorfix.run.planner import plan_run
+from oorfix.runbook.loader import (
+    LoadedRunbook,
+    format_loc,
+    load_runbook,
+    load_runbooks,
+    runbook_files,
+)
 
 Write = Callable[[str, str], Path]
 RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"

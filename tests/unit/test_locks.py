@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from oorfix.locks import NEVER, HostLocks, LockInfo
-from oorfix.state import StateDir, default_state_dir, safe_name
+from oorfix.safety.locks import NEVER, HostLocks, LockInfo
+from oorfix.safety.state import StateDir, default_state_dir, safe_name
 from tests.unit.shared import T0, FakeClock, run_all
 
 HOST = "pg-api-1"

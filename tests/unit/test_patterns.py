@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from oorfix.errors import InventoryError
-from oorfix.inventory import Inventory, load_inventory, split_pattern
+from oorfix.inventory.core import Inventory, load_inventory, split_pattern
 
 INVENTORY = """\
 all:

@@ -1,6 +1,6 @@
 """Reports of a run record: JUnit XML (checked against a JUnit XSD), Markdown and HTML.
 
-Records are made by ``oorfix.record.run_dict`` from result objects with chosen times, so the
+Records are made by ``oorfix.output.record.run_dict`` from result objects with chosen times, so the
 reports are tested on exactly the shape ``oorfix run`` writes.
 """
 
@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from oorfix.cli_report import report, write_junit
-from oorfix.history import save_run
-from oorfix.record import run_dict
-from oorfix.reports import timeline
-from oorfix.reports.html import html_report
-from oorfix.reports.junit import junit_xml
-from oorfix.reports.markdown import fenced, markdown_report
+from oorfix.cli.report import report, write_junit
+from oorfix.output.history import save_run
+from oorfix.output.record import run_dict
+from oorfix.output.reports import timeline
+from oorfix.output.reports.html import html_report
+from oorfix.output.reports.junit import junit_xml
+from oorfix.output.reports.markdown import fenced, markdown_report
 from oorfix.results import HostResult, Outcome, Output, Phase, RunResult, StepResult, StepStatus
-from oorfix.state import StateDir
+from oorfix.safety.state import StateDir
 
 XSD = Path(__file__).with_name("junit.xsd")
 # Every tag the HTML report writes itself; anything else would have come from the record.

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from oorfix.errors import InputError, InputErrors
-from oorfix.inventory import Inventory, load_inventory
-from oorfix.loader import LoadedRunbook, load_runbook
-from oorfix.planner import plan_run
+from oorfix.inventory.core import Inventory, load_inventory
 from oorfix.redact import Redactor
-from oorfix.yamlsource import load_text
+from oorfix.run.planner import plan_run
+from oorfix.runbook.loader import LoadedRunbook, load_runbook
+from oorfix.runbook.yamlsource import load_text
 
 HEAD = "name: rb\nfault: software.crash\nhosts: api-1\n"
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +54,7 @@ def test_unquoted_templates_are_accepted(write: Callable[[str, str], Path], run:
 
 def test_hostile_value_in_a_refused_position_never_reaches_a_shell(tmp_path: Path) -> None:
     # The same command, written without quotes, renders safely and runs as one argument.
-    from oorfix.templating import render_command
+    from oorfix.runbook.templating import render_command
 
     marker = tmp_path / "pwned"
     rendered = render_command("printf %s {{ v }}", {"v": f"x'; touch {marker}; '"})

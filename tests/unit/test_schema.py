@@ -10,9 +10,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from oorfix.loader import load_runbook
-from oorfix.models import runbook_json_schema
-from oorfix.yamlsource import load_file, load_text
+from oorfix.runbook.loader import load_runbook
+from oorfix.runbook.models import runbook_json_schema
+from oorfix.runbook.yamlsource import load_file, load_text
 
 RUNBOOKS = sorted((Path(__file__).resolve().parents[2] / "runbooks").rglob("*.yml"))
 Write = Callable[[str, str], Path]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from oorfix.errors import InputError, TemplateError
-from oorfix.templating import (
+from oorfix.runbook.templating import (
     check_syntax,
     evaluate,
     is_template,

@@ -16,9 +16,9 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from oorfix import windows
-from oorfix.windows import Window, window_decision
-from oorfix.yamlsource import load_text
+from oorfix.runbook import windows
+from oorfix.runbook.windows import Window, window_decision
+from oorfix.runbook.yamlsource import load_text
 
 WEEK = {
     "mon": "2026-06-01",

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from oorfix.errors import InputError, YamlError
-from oorfix.yamlsource import MAX_EXPANDED_NODES, MAX_FILE_BYTES, Document, load_file, load_text
+from oorfix.runbook.yamlsource import (
+    MAX_EXPANDED_NODES,
+    MAX_FILE_BYTES,
+    Document,
+    load_file,
+    load_text,
+)
 
 SOURCE = Path("source.yml")
 

@@ -1,0 +1,104 @@
+"""`oorfix runs` and `oorfix report`: past runs from the state directory, and their reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from oorfix.cli.common import input_errors_exit
+from oorfix.errors import InputError
+from oorfix.output.console import make_console
+from oorfix.output.history import RunSummary, list_runs, load_run
+from oorfix.output.record import write_record
+from oorfix.output.reports import format_when, outcome_counts
+from oorfix.output.reports.html import html_report
+from oorfix.output.reports.junit import junit_xml
+from oorfix.output.reports.markdown import markdown_report
+from oorfix.safety.state import StateDir, default_state_dir
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "md": markdown_report,
+    "html": html_report,
+    "junit": junit_xml,
+}
+_SUFFIX_FORMAT = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".xml": "junit"}
+
+state_dir_opt = click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=default_state_dir,
+    show_default="$XDG_STATE_HOME/oorfix",
+    help="where past runs are kept",
+)
+
+
+def write_junit(record: dict[str, Any], path: Path) -> None:
+    """Write the JUnit XML of a run record to ``path`` (atomically)."""
+    write_record(path, junit_xml(record))
+
+
+@click.command()
+@state_dir_opt
+@click.option("-n", "--last", type=click.IntRange(1), help="only the N newest runs")
+@input_errors_exit
+def runs(state_dir: Path, last: int | None) -> None:
+    """List past runs, newest first: id, when, who, what, outcome."""
+    found = list_runs(StateDir(state_dir))
+    console = make_console()
+    if not found:
+        console.print(f"no run is stored in {escape(str(state_dir))}")
+        return
+    console.print(runs_table(found[:last] if last else found))
+
+
+def runs_table(found: list[RunSummary]) -> Table:
+    """One row per run: id, when, who, what, outcome."""
+    table = Table(title_justify="left")
+    table.add_column("id", no_wrap=True)
+    table.add_column("when", no_wrap=True)
+    for column in ("who", "what", "outcome"):
+        table.add_column(column, overflow="fold")
+    for run in found:
+        what = escape(", ".join(run.runbooks) or "-")
+        code = "?" if run.exit_code is None else str(run.exit_code)
+        aborted = ", interrupted" if run.aborted else ""
+        table.add_row(
+            escape(run.id),
+            format_when(run.started),
+            escape(run.operator),
+            what + (" [dim](dry-run)[/]" if run.dry_run else ""),
+            f"{escape(outcome_counts(run.summary))} [dim](exit {code}{aborted})[/]",
+        )
+    return table
+
+
+@click.command()
+@click.argument("run_id")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(RENDERERS)),
+    help="md (default), html or junit; guessed from -o FILE's suffix when not given",
+)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="default: stdout"
+)
+@state_dir_opt
+@input_errors_exit
+def report(run_id: str, fmt: str | None, output: Path | None, state_dir: Path) -> None:
+    """Write the incident report of a past run (RUN_ID: its id or a unique prefix of it)."""
+    record = load_run(StateDir(state_dir), run_id)
+    chosen = fmt or (_SUFFIX_FORMAT.get(output.suffix.lower()) if output else None) or "md"
+    text = RENDERERS[chosen](record)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        write_record(output, text)
+    except OSError as exc:
+        raise InputError(f"cannot write the report: {exc.strerror or exc}", output) from None

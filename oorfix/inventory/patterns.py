@@ -1,0 +1,103 @@
+"""Ansible host patterns: names, globs, ``~`` regexes, unions, intersections and exclusions.
+
+A pattern is evaluated against an inventory's hosts and group names only, so this module never
+imports ``oorfix.inventory.core``: the inventory depends on patterns, not the other way round.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+from oorfix.errors import InventoryError
+from oorfix.inventory.hosts import Host
+
+MAX_LISTED_GROUPS = 20  # more would bury the message; the rest are only counted
+_GLOB_CHARS = "?*["
+_SEPARATOR = re.compile(r"[,:](?![^\[]*\])")  # a ',' or ':' that is not inside [...]
+
+
+def split_pattern(pattern: str) -> list[str]:
+    """Split a host pattern at ',' and ':' outside brackets into stripped, non-empty parts."""
+    return [part.strip() for part in _SEPARATOR.split(pattern) if part.strip()]
+
+
+def select_hosts(pattern: str, hosts: Mapping[str, Host], groups: Collection[str]) -> list[Host]:
+    """Hosts matching an Ansible host pattern, in the order of ``hosts``; [] when none match."""
+    names = _evaluate(split_pattern(pattern), hosts, groups)
+    return [host for name, host in hosts.items() if name in names]
+
+
+def explain_no_match(
+    pattern: str,
+    hosts: Mapping[str, Host],
+    groups: Collection[str],
+    *,
+    source: Path,
+    hidden: Collection[str] = (),
+) -> str:
+    """Tell people why ``pattern`` matched no host in ``source``, with close names to try."""
+    if not hosts:
+        return f"pattern {pattern!r} matches no host: inventory {source} has no hosts"
+    listed = sorted(name for name in groups if name not in hidden)
+    known = ", ".join(listed[:MAX_LISTED_GROUPS]) or "none"
+    if len(listed) > MAX_LISTED_GROUPS:
+        known += f" and {len(listed) - MAX_LISTED_GROUPS} more"
+    message = f"pattern {pattern!r} matches no host (known groups: {known})"
+    guesses = _guesses(pattern, hosts, groups)
+    return f"{message}; did you mean {' or '.join(guesses)}?" if guesses else message
+
+
+def _evaluate(parts: list[str], hosts: Mapping[str, Host], groups: Collection[str]) -> set[str]:
+    """Names of the hosts that the split pattern ``parts`` selects."""
+    # Ansible's order: unions, then intersections, then exclusions; only & or ! means all.
+    plain = [part for part in parts if part[0] not in "&!"]
+    selected: set[str] = set()
+    for part in plain or (["all"] if parts else []):
+        selected |= _match(part, hosts, groups)
+    for part in parts:
+        if part[0] == "&":
+            selected &= _match(part[1:].strip(), hosts, groups)
+    for part in parts:
+        if part[0] == "!":
+            selected -= _match(part[1:].strip(), hosts, groups)
+    return selected
+
+
+def _match(part: str, hosts: Mapping[str, Host], groups: Collection[str]) -> set[str]:
+    """Names of the hosts one part matches by their own name or a group's name."""
+    if part in hosts:  # as in Ansible, a host's own name is never read as a glob
+        return {part}
+    regex = _compile_part(part)
+    matched = {name for name in groups if regex.match(name)}
+    return {
+        name
+        for name, host in hosts.items()
+        if regex.match(name) or matched.intersection(host.groups)
+    }
+
+
+def _compile_part(part: str) -> re.Pattern[str]:
+    """The regex for a ``~regex`` or glob part; InventoryError when it does not compile."""
+    try:
+        return re.compile(part[1:] if part.startswith("~") else fnmatch.translate(part))
+    except re.error as exc:
+        raise InventoryError(f"bad regular expression in host pattern {part!r}: {exc}") from None
+
+
+def _guesses(pattern: str, hosts: Mapping[str, Host], groups: Collection[str]) -> list[str]:
+    """Quoted group or host names close to the plain parts of ``pattern`` that match nothing."""
+    names = [*groups, *hosts]
+    guesses: list[str] = []
+    for part in split_pattern(pattern):
+        word = part.lstrip("&!").strip()
+        # Globs and regexes are deliberate; only a mistyped plain name deserves a suggestion.
+        if word.startswith("~") or any(c in word for c in _GLOB_CHARS):
+            continue
+        if _match(word, hosts, groups):
+            continue
+        guesses += [repr(name) for name in difflib.get_close_matches(word, names, n=2, cutoff=0.75)]
+    return list(dict.fromkeys(guesses))

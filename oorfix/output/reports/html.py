@@ -1,0 +1,216 @@
+"""A self-contained HTML incident report from a run record.
+
+One file, inline CSS, no script and no external resource; a Content-Security-Policy says so
+to the browser too, so even a mistake in escaping could not run or load anything. Every
+value from the record goes through ``esc`` (``html.escape`` with quotes) before it is
+written, in text and in attributes alike.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+
+from oorfix.output.reports import (
+    MILESTONES,
+    Event,
+    Record,
+    Timeline,
+    clean,
+    excerpt,
+    format_duration,
+    format_time,
+    format_when,
+    outcome_counts,
+    parse_time,
+    result_detail,
+    run_title,
+    seconds_between,
+    shows_output,
+    shows_span,
+    step_output,
+    step_status,
+    timeline,
+)
+
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+_CSS = """
+body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 72rem;
+       padding: 0 1rem; color: #1d2129; background: #fff; }
+h1 { font-size: 1.6rem; margin-bottom: .3rem; }
+h2 { border-bottom: 1px solid #d0d4da; padding-bottom: .2rem; margin-top: 2rem; }
+dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem; }
+dl.meta dt { font-weight: 600; }
+dl.meta dd { margin: 0; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid #e3e6ea;
+         vertical-align: top; }
+th { background: #f3f5f7; }
+td.host, td.runbook, td.ttr { white-space: nowrap; }
+.status { font-weight: 600; padding: .05rem .45rem; border-radius: .3rem;
+          white-space: nowrap; }
+.status-healthy, .status-fixed { background: #d8f3dc; color: #1b5e20; }
+.status-failed, .status-error, .status-unreachable { background: #fde2e1; color: #9b1c1c; }
+.status-would_fix, .status-deferred, .status-locked { background: #fff3cd; color: #7a5600; }
+.status-skipped { background: #eceff1; color: #455a64; }
+article.timeline { margin: 1.5rem 0; }
+ol.events { list-style: none; padding-left: 0; border-left: 3px solid #d0d4da; }
+ol.events li { margin: 0 0 .8rem 0; padding-left: .9rem; }
+li.event-confirmed, li.event-escalated, li.event-outcome { border-left: 3px solid #c62828;
+    margin-left: -3px !important; }
+li.event-verified { border-left: 3px solid #2e7d32; margin-left: -3px !important; }
+time { font-family: ui-monospace, monospace; color: #57606a; margin-right: .4rem; }
+.kind { font-weight: 600; text-transform: uppercase; font-size: .78rem; letter-spacing: .04em;
+        margin-right: .4rem; }
+pre { background: #f6f8fa; border: 1px solid #e3e6ea; padding: .6rem; overflow-x: auto;
+      white-space: pre-wrap; word-break: break-word; margin: .3rem 0 0 0; font-size: .85rem; }
+.muted { color: #57606a; }
+"""
+
+
+def esc(value: object) -> str:
+    """Any value from the record as HTML text, safe in element content and in attributes."""
+    return html.escape(clean(value), quote=True)
+
+
+def html_report(record: Record) -> str:
+    """The whole incident report as one HTML document."""
+    timelines = [timeline(r) for r in record.get("results") or []]
+    shown = [t for t in timelines if t.result.get("status") != "healthy"]
+    healthy = [t.result for t in timelines if t.result.get("status") == "healthy"]
+    body = [_header(record), _outcome_table(timelines), '<section id="timelines">']
+    body.append("<h2>Timeline</h2>")
+    body += [_timeline(i, t) for i, t in enumerate(shown)]
+    if not shown:
+        body.append('<p class="muted">No fault was found: every check passed.</p>')
+    elif healthy:
+        names = ", ".join(f"{esc(r.get('host'))} ({esc(r.get('runbook'))})" for r in healthy)
+        body.append(f'<p class="muted">Healthy, every check passed: {names}.</p>')
+    body.append("</section>")
+    return _page(f"Incident report: {run_title(record)}", "\n".join(body))
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n"
+        f"<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def _header(record: Record) -> str:
+    start, end = parse_time(record.get("start")), parse_time(record.get("end"))
+    facts = [
+        ("Run", f"<code>{esc(record.get('run_id', '?'))}</code>"),
+        ("Operator", esc(record.get("operator", "?"))),
+        (
+            "When",
+            f"{_time_tag(start, format_when(start))} to {_time_tag(end, format_time(end))}"
+            f" ({format_duration(seconds_between(start, end))})",
+        ),
+        (
+            "Outcome",
+            f"{esc(outcome_counts(record.get('summary')))};"
+            f" exit code {esc(record.get('exit_code', '?'))}",
+        ),
+    ]
+    if record.get("dry_run"):
+        facts.append(("Mode", "dry-run: nothing was changed"))
+    if record.get("aborted"):
+        facts.append(("Interrupted", "by the operator; hosts not started are skipped"))
+    for key in ("inventory", "limit"):
+        if record.get(key):
+            facts.append((key.capitalize(), esc(record[key])))
+    rows = "\n".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in facts)
+    return (
+        f"<header>\n<h1>Incident report: {esc(run_title(record))}</h1>\n"
+        f'<dl class="meta">\n{rows}\n</dl>\n</header>'
+    )
+
+
+def _outcome_table(timelines: list[Timeline]) -> str:
+    head = "".join(
+        f"<th>{h}</th>" for h in ("host", "runbook", "fault", "outcome", "time to repair", "detail")
+    )
+    rows = [_outcome_row(t) for t in timelines]
+    return (
+        '<section id="outcome">\n<h2>Outcome per host</h2>\n<table class="outcome">\n'
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>\n"
+        "</section>"
+    )
+
+
+def _outcome_row(item: Timeline) -> str:
+    r = item.result
+    status = esc(r.get("status"))
+    cells = [
+        ("host", esc(r.get("host"))),
+        ("runbook", esc(r.get("runbook"))),
+        ("fault", f"<code>{esc(r.get('fault'))}</code>"),
+        ("outcome", f'<span class="status status-{status}">{status}</span>'),
+        ("ttr", format_duration(item.time_to_repair)),
+        ("detail", esc(result_detail(r))),
+    ]
+    tds = "".join(f'<td class="{name}">{value}</td>' for name, value in cells)
+    return f'<tr data-host="{esc(r.get("host"))}" data-status="{status}">{tds}</tr>'
+
+
+def _timeline(index: int, item: Timeline) -> str:
+    r = item.result
+    status = esc(r.get("status"))
+    facts = (
+        f"Fault <code>{esc(r.get('fault'))}</code>. Confirmed at"
+        f" {_time_tag(item.confirmed_at, format_time(item.confirmed_at))}, verified at"
+        f" {_time_tag(item.verified_at, format_time(item.verified_at))}; time to repair"
+        f' <strong class="ttr">{format_duration(item.time_to_repair)}</strong>.'
+    )
+    events = "\n".join(_event(e, item) for e in item.events)
+    return (
+        f'<article class="timeline" id="timeline-{index}" data-host="{esc(r.get("host"))}"'
+        f' data-runbook="{esc(r.get("runbook"))}">\n'
+        f"<h3>{esc(r.get('host'))}: {esc(r.get('runbook'))}"
+        f' <span class="status status-{status}">{status}</span></h3>\n'
+        f'<p class="facts">{facts}</p>\n<ol class="events">\n{events}\n</ol>\n</article>'
+    )
+
+
+def _event(event: Event, item: Timeline) -> str:
+    """One timeline entry: time, kind and title, then the step's command and output."""
+    since = seconds_between(item.confirmed_at, event.at) if item.confirmed_at else None
+    offset = f'<span class="muted">+{format_duration(since)}</span> ' if since else ""
+    kind = esc(event.kind)
+    title = esc(event.title)
+    if event.kind in MILESTONES:
+        title = f"<strong>{title}</strong>"
+    head = f'{_time_tag(event.at, format_time(event.at))}{offset}<span class="kind">{kind}</span>'
+    parts = [head, title]
+    if event.message:
+        parts.append(f': <span class="message">{esc(event.message)}</span>')
+    step = event.step
+    if step is not None and event.kind not in MILESTONES:
+        parts.append(f' <span class="muted">({esc(step_status(step))})</span>')
+        if shows_span(event):
+            parts.append(
+                f'<div class="span">started {_time_tag(event.at, format_time(event.at))}'
+                f" ended {_time_tag(event.end, format_time(event.end))}</div>"
+            )
+        parts.append(_step_block(step, event))
+    return f'<li class="event event-{kind}" data-kind="{kind}">{"".join(parts)}</li>'
+
+
+def _step_block(step: Record, event: Event) -> str:
+    lines = [f"$ {clean(step['command'])}"] if step.get("command") else []
+    output = step_output(step)
+    if shows_output(event, output):
+        lines.append(excerpt(output) if output else "(no output)")
+    return f"<pre>{esc(chr(10).join(lines))}</pre>" if lines else ""
+
+
+def _time_tag(value: datetime | None, text: str) -> str:
+    """A ``<time>`` element with its machine-readable value."""
+    if value is None:
+        return f"<time>{esc(text)}</time>"
+    return f'<time datetime="{esc(value.isoformat())}">{esc(text)}</time>'

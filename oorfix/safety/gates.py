@@ -1,0 +1,149 @@
+"""What may stop a job from remediating after its fault is confirmed.
+
+The engine asks its Gate once per job, right before remediation, and tells it when the job
+is done. A refusal names the outcome (deferred, locked, skipped), the reason, and whether
+people must be told (a fault over its remediation budget is escalated, not silently left).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from oorfix.results import Outcome, utcnow
+from oorfix.run.planner import Job
+from oorfix.runbook.windows import window_decision
+from oorfix.safety.budget import RemediationBudget
+from oorfix.safety.locks import HostLocks, LockInfo
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a job may not remediate now, and what becomes of it."""
+
+    outcome: Outcome
+    reason: str
+    escalate: bool = False
+
+
+class Gate(Protocol):
+    """Admits jobs to remediation: windows, approvals, budgets and host locks plug in here."""
+
+    def admit(self, job: Job) -> Refusal | None:
+        """None to go ahead, else the refusal."""
+        ...
+
+    def step(self, job: Job) -> str | None:
+        """A step of the job is about to start: None to go ahead, else why it must not."""
+        ...
+
+    def done(self, job: Job) -> None:
+        """The job has its outcome (what ``admit`` took is given back here)."""
+        ...
+
+
+@dataclass
+class RunGate:
+    """The gate of a real run: maintenance windows, approvals, host locks, remediation budgets.
+
+    Pure checks come first (a window or a missing approval refuses without side effects);
+    then the host lock is taken, then the budget is spent, and the lock is given back if the
+    budget refuses. Locks are released when each job is done.
+    """
+
+    locks: HostLocks | None = None
+    budget: RemediationBudget | None = None
+    approved: frozenset[str] = frozenset()
+    force: bool = False  # ignore maintenance windows
+    clock: Callable[[], datetime] = utcnow
+    _held: set[str] = field(default_factory=set)
+    _lost: dict[str, str] = field(default_factory=dict)
+    _mutex: threading.Lock = field(default_factory=threading.Lock)
+    _stopped: threading.Event = field(default_factory=threading.Event)
+    _beating: threading.Thread | None = None
+
+    def admit(self, job: Job) -> Refusal | None:
+        """None to go ahead, else the refusal."""
+        rb = job.loaded.runbook
+        if not self.force:
+            closed = window_decision(rb.windows, self.clock())
+            if closed is not None:
+                return Refusal(Outcome.DEFERRED, f"fix deferred: {closed} (--force overrides)")
+        if rb.approval == "required" and rb.name not in self.approved:
+            return Refusal(Outcome.DEFERRED, "fix not approved: the runbook requires approval")
+        return self._lock(job) or self._spend(job)
+
+    def _lock(self, job: Job) -> Refusal | None:
+        if self.locks is None:
+            return None
+        holder = self.locks.acquire(job.host.name)
+        if holder is not None:
+            until = holder.expires.isoformat(timespec="seconds")
+            why = f"locked by run {holder.run_id or '?'} ({holder.owner}) until {until}"
+            return Refusal(Outcome.LOCKED, why)
+        with self._mutex:
+            self._held.add(job.host.name)
+            self._lost.pop(job.host.name, None)
+        self._start_heartbeat()
+        return None
+
+    def _spend(self, job: Job) -> Refusal | None:
+        spec = job.loaded.runbook.max_remediations
+        if self.budget is None or spec is None:
+            return None
+        refused = self.budget.try_spend(job.runbook_name, job.host.name, spec.count, spec.per)
+        if refused is None:
+            return None
+        self.done(job)
+        return Refusal(Outcome.DEFERRED, f"fix deferred: {refused}", escalate=True)
+
+    def step(self, job: Job) -> str | None:
+        """Before each step of a fix: is the host's lock still ours?"""
+        host = job.host.name
+        with self._mutex:
+            lost = self._lost.get(host)
+            held = host in self._held
+        if lost is not None:
+            return lost
+        if self.locks is None or not held:
+            return None
+        holder = self.locks.refresh(host)
+        return None if holder is None else self._mark_lost(host, holder)
+
+    def _mark_lost(self, host: str, holder: LockInfo) -> str:
+        reason = f"the lock on {host} was taken by run {holder.run_id or '?'} ({holder.owner})"
+        with self._mutex:
+            self._lost[host] = reason
+        return reason
+
+    def _heartbeat(self) -> None:
+        """Refresh every held lock while steps run, so a long step cannot let one expire."""
+        assert self.locks is not None
+        interval = max(0.2, self.locks.ttl / 3)
+        while not self._stopped.wait(interval):
+            with self._mutex:
+                held = sorted(self._held)
+            if not held:
+                return
+            for host in held:
+                holder = self.locks.refresh(host)
+                if holder is not None:
+                    self._mark_lost(host, holder)
+
+    def _start_heartbeat(self) -> None:
+        with self._mutex:
+            if self._beating is not None and self._beating.is_alive():
+                return
+            self._beating = threading.Thread(target=self._heartbeat, daemon=True)
+            self._beating.start()
+
+    def done(self, job: Job) -> None:
+        """Give the host's lock back."""
+        with self._mutex:
+            held = job.host.name in self._held
+            self._held.discard(job.host.name)
+        if held and self.locks is not None:
+            self.locks.release(job.host.name)
