@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from oorfix.results import CommandResult, Output
 
 MASK = "********"
 # Values this short would mask common words and digits everywhere; they are not secrets.
@@ -66,6 +68,17 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, MASK)
         return text
+
+    def output(self, output: Output) -> Output:
+        """Captured output with every secret masked, also where capture cut it."""
+        text = self(output.text)
+        if output.truncated:
+            text = self.cut_edges(text)
+        return replace(output, text=text)
+
+    def result(self, result: CommandResult) -> CommandResult:
+        """A command result whose stdout and stderr are masked."""
+        return replace(result, stdout=self.output(result.stdout), stderr=self.output(result.stderr))
 
 
 def _leaves(value: object) -> Iterator[str]:

@@ -48,6 +48,19 @@ class Outcome(enum.StrEnum):
         )
 
 
+class RunMode(enum.StrEnum):
+    """How far a run may go once a fault is confirmed."""
+
+    FIX = "fix"  # remediate, verify, roll back and escalate
+    DRY_RUN = "dry-run"  # render and record the fix, send nothing that changes a host
+    DETECT = "detect"  # detect and collect evidence only (diagnose)
+
+    @property
+    def changes_hosts(self) -> bool:
+        """Whether commands that may change a host are sent."""
+        return self is RunMode.FIX
+
+
 class ExitCode(enum.IntEnum):
     """Process exit codes of the CLI; documented in the README."""
 
@@ -119,7 +132,7 @@ class StepStatus(enum.StrEnum):
     PLANNED = "planned"  # dry-run: rendered, not executed
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepResult:
     """One step of one phase on one host."""
 
@@ -157,7 +170,7 @@ class StepResult:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class HostResult:
     """One runbook on one host: its outcome and every step taken."""
 
@@ -165,24 +178,29 @@ class HostResult:
     runbook: str
     fault: str
     status: Outcome
-    steps: list[StepResult] = field(default_factory=list)
+    steps: tuple[StepResult, ...] = ()
     error: str | None = None
     escalation: str | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
     started: datetime = field(default_factory=utcnow)
     ended: datetime = field(default_factory=utcnow)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunResult:
     """Every host result of one run, and the exit code they add up to."""
 
     run_id: str
     started: datetime
     ended: datetime
-    dry_run: bool
-    results: list[HostResult] = field(default_factory=list)
+    mode: RunMode = RunMode.FIX
+    results: tuple[HostResult, ...] = ()
     aborted: bool = False
+
+    @property
+    def dry_run(self) -> bool:
+        """Whether the run was a dry-run (fixes rendered and recorded, never sent)."""
+        return self.mode is RunMode.DRY_RUN
 
     def by_status(self, status: Outcome) -> list[HostResult]:
         """The host results that ended with ``status``."""

@@ -19,7 +19,8 @@ from rich.table import Table
 
 from oorfix.catalog import CATEGORY_ORDER
 from oorfix.results import HostResult, Outcome, Phase, RunResult, StepResult, StepStatus
-from oorfix.run.planner import Job, PlannedJob
+from oorfix.run.jobs import Job
+from oorfix.run.planner import PlannedJob
 
 STATUS_STYLE = {
     Outcome.HEALTHY: "green",

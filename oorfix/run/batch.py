@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from oorfix.errors import ConnectError, ConnectionLost, InputError
+from oorfix.inventory.core import Inventory
 from oorfix.redact import Command, Redactor
-from oorfix.results import CommandResult, Output
-from oorfix.run.planner import Job, phase_steps, render_command, step_timeout, uses_registers
+from oorfix.results import CommandResult, Output, Phase
+from oorfix.run.jobs import Job, registered_names
 from oorfix.run.pool import ConnectionPool
+from oorfix.run.render import render_step, uses_registers
 from oorfix.runbook.actions import ActionError
 from oorfix.runbook.models import Step
 from oorfix.transport.base import Transport
@@ -125,25 +127,27 @@ def parse(items: Sequence[BatchItem], stdout: str, marker: str) -> list[CommandR
     return results
 
 
-def _batchable(step: Step, registers: set[str]) -> bool:
+def _batchable(step: Step, registers: frozenset[str]) -> bool:
     """A plain check on the job's own host, with nothing that depends on earlier steps."""
     plain = step.kind == "run" and step.on is None and step.when is None and not step.sudo
     return plain and step.stdin is None and not uses_registers(step, registers)
 
 
-def _items(jobs: Sequence[Job]) -> tuple[list[BatchItem], list[tuple[int, int]]]:
+def _items(
+    jobs: Sequence[Job], inventory: Inventory
+) -> tuple[list[BatchItem], list[tuple[int, int]]]:
     items: list[BatchItem] = []
     owners: list[tuple[int, int]] = []
     for index, job in enumerate(jobs):
-        registers = {s.register_as for _, _, s in phase_steps(job) if s.register_as}
-        for step in job.loaded.runbook.detect:
+        registers = registered_names(job)
+        for step in job.runbook.detect:
             if not _batchable(step, registers):
                 continue
             try:
-                command = render_command(job, step, job.context)
+                rendered = render_step(job, Phase.DETECT, step, job.context, inventory)
             except (InputError, ActionError):
                 continue  # the step runs alone and reports its error there
-            items.append(BatchItem(command, step_timeout(job, step)))
+            items.append(BatchItem(rendered.command, rendered.timeout))
             owners.append((index, id(step)))
     return items, owners
 
@@ -175,7 +179,10 @@ class InFlight:
 
 
 def prefetch_detect(
-    pool: ConnectionPool, jobs: Sequence[Job], in_flight: InFlight | None = None
+    pool: ConnectionPool,
+    inventory: Inventory,
+    jobs: Sequence[Job],
+    in_flight: InFlight | None = None,
 ) -> list[dict[int, CommandResult]]:
     """Run the plain detect checks of one host's jobs in one round trip.
 
@@ -184,7 +191,7 @@ def prefetch_detect(
     then runs on its own as usual.
     """
     given: list[dict[int, CommandResult]] = [{} for _ in jobs]
-    items, owners = _items(jobs)
+    items, owners = _items(jobs, inventory)
     if len(items) < 2:
         return given
     secrets = frozenset().union(*(job.redactor.secrets for job in jobs))

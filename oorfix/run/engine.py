@@ -24,20 +24,22 @@ from oorfix.results import (
     HostResult,
     Outcome,
     Phase,
+    RunMode,
     RunResult,
     StepResult,
     StepStatus,
     new_run_id,
     utcnow,
 )
+from oorfix.run.auditing import AuditTrail
 from oorfix.run.batch import InFlight, prefetch_detect
-from oorfix.run.planner import Job
+from oorfix.run.jobs import Job
 from oorfix.run.pool import ConnectionPool
 from oorfix.run.rollout import Breaker, batches
-from oorfix.run.steps import Aborted, AuditTrail, StepExecutor
+from oorfix.run.steps import Aborted, RunScope, StepExecutor
 from oorfix.runbook import templating
 from oorfix.runbook.models import Runbook, Step
-from oorfix.safety.audit import AuditLog
+from oorfix.safety.audit import CommandAudit
 from oorfix.safety.gates import Gate
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,22 @@ class Verdict(enum.Enum):
     CLEAR = "clear"  # every check met its expectation
     FAULT = "fault"  # at least one check failed
     ERROR = "error"  # no check failed, but at least one could not be judged
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The verdict of a list of checks, and the first check that decided it."""
+
+    verdict: Verdict
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a job ended, and why (the reason a report of a fault shows)."""
+
+    outcome: Outcome
+    reason: str | None = None
 
 
 class Observer(Protocol):
@@ -64,15 +82,17 @@ class Observer(Protocol):
         """A job has its outcome."""
 
 
-class _Silent:
+class Silent:
+    """An observer that is told everything and shows nothing."""
+
     def job_started(self, job: Job) -> None:
-        pass
+        """Nothing to show."""
 
     def step_finished(self, job: Job, step: StepResult) -> None:
-        pass
+        """Nothing to show."""
 
     def job_finished(self, result: HostResult) -> None:
-        pass
+        """Nothing to show."""
 
 
 @dataclass(frozen=True)
@@ -80,34 +100,44 @@ class EngineOptions:
     """How a run proceeds."""
 
     forks: int = 10
-    dry_run: bool = False
+    mode: RunMode = RunMode.FIX
     serial: int | float | None = None  # hosts per batch, or a fraction of them
     batch_detect: bool = True  # a host's plain detect checks in one round trip
-    detect_only: bool = False  # diagnose: detect and evidence, never a fix
     max_fail_percent: float | None = None
     sleep: Callable[[float], object] | None = None  # default: waits on the abort event
 
 
+@dataclass(frozen=True)
+class EngineParts:
+    """What an engine works with. The gate and the audit are required: a run that changes
+    nothing says so with ``OpenGate()`` and ``NoAudit()``, so no entry point forgets them."""
+
+    inventory: Inventory
+    pool: ConnectionPool
+    gate: Gate
+    audit: CommandAudit
+    observer: Observer = field(default_factory=Silent)
+
+
 @dataclass
-class _JobRun:
-    """One job's way through the phases."""
+class _JobFlow:
+    """One job's way through the phases; each phase returns its verdict."""
 
     job: Job
     steps: StepExecutor
     options: EngineOptions
+    gate: Gate
     wait: Callable[[float], bool]
-    gate: Gate | None = None
     breaker: Callable[[], str | None] = lambda: None
-    error: str | None = None
     escalation: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def runbook(self) -> Runbook:
         """The runbook being run."""
-        return self.job.loaded.runbook
+        return self.job.runbook
 
-    def checks(self, phase: Phase, steps: Sequence[Step], attempt: int = 1) -> Verdict:
+    def checks(self, phase: Phase, steps: Sequence[Step], attempt: int = 1) -> Checked:
         """Run every check; any failure confirms the fault."""
         results = [self.steps.execute(phase, s, attempt) for s in steps]
         for status, verdict in (
@@ -116,74 +146,73 @@ class _JobRun:
         ):
             first = next((r for r in results if r.status is status), None)
             if first is not None:
-                self.error = f"{first.name}: {first.reason}"
-                return verdict
-        return Verdict.CLEAR
+                return Checked(verdict, f"{first.name}: {first.reason}")
+        return Checked(Verdict.CLEAR)
 
-    def flow(self) -> Outcome:
+    def flow(self) -> Ending:
         """Detect, and when a fault is confirmed, the rest of the phases."""
-        verdict = self.checks(Phase.DETECT, self.runbook.detect)
-        if verdict is not Verdict.FAULT:
-            return Outcome.HEALTHY if verdict is Verdict.CLEAR else Outcome.ERROR
-        confirmed, self.error = f"fault confirmed: {self.error}", None
+        detect = self.checks(Phase.DETECT, self.runbook.detect)
+        if detect.verdict is Verdict.CLEAR:
+            return Ending(Outcome.HEALTHY)
+        if detect.verdict is Verdict.ERROR:
+            return Ending(Outcome.ERROR, detect.reason)
         for step in self.runbook.evidence:
             self.steps.execute(Phase.EVIDENCE, step)
-        if self.options.detect_only or self.options.dry_run:
-            for step in self.runbook.remediate if self.options.dry_run else []:
+        if self.options.mode is RunMode.FIX:
+            return self.repair()
+        if self.options.mode is RunMode.DRY_RUN:
+            for step in self.runbook.remediate:
                 self.steps.execute(Phase.REMEDIATE, step)
-            self.error = confirmed  # what a report of a found-but-unfixed fault shows
-            return Outcome.WOULD_FIX
-        return self.repair()
+        # What a report of a found-but-unfixed fault shows.
+        return Ending(Outcome.WOULD_FIX, f"fault confirmed: {detect.reason}")
 
-    def repair(self) -> Outcome:
+    def repair(self) -> Ending:
         """Remediate and verify; roll back and escalate when the fix does not hold."""
         tripped = self.breaker()
         if tripped is not None:  # hosts already running when it tripped fix nothing either
-            self.error = f"fix not started: {tripped}"
-            return Outcome.DEFERRED
-        refusal = self.gate.admit(self.job) if self.gate is not None else None
+            return Ending(Outcome.DEFERRED, f"fix not started: {tripped}")
+        refusal = self.gate.admit(self.job)
         if refusal is not None:
-            self.error = refusal.reason
             if refusal.escalate:
                 self.escalate()
-            return refusal.outcome
+            return Ending(refusal.outcome, refusal.reason)
         if not self.runbook.remediate:
-            self.error = "fault confirmed; the runbook has no remediation"
-        elif self.remediate() and self.verify():
+            self.escalate()
+            return Ending(Outcome.FAILED, "fault confirmed; the runbook has no remediation")
+        failed = self.remediate() or self.verify()
+        if failed is None:
             if self.runbook.escalate is not None and self.runbook.escalate.always:
                 self.escalate()
-            return Outcome.FIXED
-        else:
-            self.rollback()
+            return Ending(Outcome.FIXED)
+        self.rollback()
         self.escalate()
-        return Outcome.FAILED
+        return Ending(Outcome.FAILED, failed)
 
-    def remediate(self) -> bool:
-        """Run the fix; False when a step failed. A step whose effect is unknown goes on
-        to verification, which decides."""
+    def remediate(self) -> str | None:
+        """Run the fix; why it failed, or None. A step whose effect is unknown goes on to
+        verification, which decides."""
         for step in self.runbook.remediate:
             result = self.steps.execute(Phase.REMEDIATE, step)
             if result.status is StepStatus.FAILED:
-                self.error = f"remediation step {result.name!r} failed: {result.reason}"
-                return False
+                return f"remediation step {result.name!r} failed: {result.reason}"
             if result.status is StepStatus.ERROR:
                 self.notes.append(f"{result.name}: {result.reason}; verifying its effect")
-                return True
-        return True
+                return None
+        return None
 
-    def verify(self) -> bool:
-        """Run the verify checks until they pass or the retries run out."""
+    def verify(self) -> str | None:
+        """Run the verify checks until they pass or the retries run out; why not, or None."""
         spec = self.runbook.verify
         checks = spec.checks if spec.checks is not None else self.runbook.detect
         attempts = spec.retries + 1
+        last = Checked(Verdict.CLEAR)
         for attempt in range(1, attempts + 1):
-            if self.checks(Phase.VERIFY, checks, attempt) is Verdict.CLEAR:
-                self.error = None
-                return True
+            last = self.checks(Phase.VERIFY, checks, attempt)
+            if last.verdict is Verdict.CLEAR:
+                return None
             if attempt < attempts and not self.wait(spec.delay):
                 raise Aborted
-        self.error = f"still faulty after {attempts} verification attempt(s): {self.error}"
-        return False
+        return f"still faulty after {attempts} verification attempt(s): {last.reason}"
 
     def rollback(self) -> None:
         """Undo the fix: every rollback step runs, even after one fails."""
@@ -213,25 +242,18 @@ class _JobRun:
 class Engine:
     """Runs jobs across hosts with bounded parallelism; the one engine every entry point uses."""
 
-    def __init__(
-        self,
-        inventory: Inventory,
-        pool: ConnectionPool,
-        options: EngineOptions | None = None,
-        observer: Observer | None = None,
-        gate: Gate | None = None,
-        audit: AuditLog | None = None,
-    ):
-        self.inventory = inventory
-        self.pool = pool
+    def __init__(self, parts: EngineParts, options: EngineOptions | None = None):
+        self.parts = parts
         self.options = options or EngineOptions()
-        self.observer: Observer = observer or _Silent()
-        self.gate = gate
-        self.audit = audit
-        self._run_id = ""
         self._abort = threading.Event()
         self._in_flight = InFlight()
         self._breaker = Breaker(None, 0)
+        self._scope: RunScope | None = None
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """The run's connections."""
+        return self.parts.pool
 
     def abort(self) -> None:
         """Start no new job or step; running steps finish or time out."""
@@ -248,19 +270,26 @@ class Engine:
 
     def run(self, jobs: Sequence[Job], run_id: str | None = None) -> RunResult:
         """Run every job; the result lists one HostResult per job, in job order."""
-        record = RunResult(self._new_run(run_id), utcnow(), utcnow(), self.options.dry_run)
+        run_id = run_id or new_run_id()
+        started = utcnow()
         by_host = _group_by_host(jobs)
         self._breaker = Breaker(self.options.max_fail_percent, len(by_host))
+        trail = AuditTrail(self.parts.audit, run_id)
+        self._scope = RunScope(self.pool, self.parts.inventory, self.options.mode, trail, self)
         results: dict[int, HostResult] = {}
         try:
             for batch in batches(list(by_host), self.options.serial):
                 self._run_batch([by_host[h] for h in batch], results)
         finally:
             self.pool.close()
-        record.results = [results[i] for i in range(len(jobs)) if i in results]
-        record.aborted = self._abort.is_set()
-        record.ended = utcnow()
-        return record
+        return RunResult(
+            run_id=run_id,
+            started=started,
+            ended=utcnow(),
+            mode=self.options.mode,
+            results=tuple(results[i] for i in range(len(jobs)) if i in results),
+            aborted=self._abort.is_set(),
+        )
 
     def _run_batch(
         self, groups: list[list[tuple[int, Job]]], results: dict[int, HostResult]
@@ -288,64 +317,66 @@ class Engine:
                     prefetched[position + 1 :] = self._prefetch(later)
         return done
 
-    def _new_run(self, run_id: str | None) -> str:
-        self._run_id = run_id or new_run_id()
-        return self._run_id
-
     def _prefetch(self, jobs: list[Job]) -> list[dict[int, CommandResult]]:
         if not self.options.batch_detect or self._abort.is_set() or self._breaker.tripped():
             return [{} for _ in jobs]
-        return prefetch_detect(self.pool, jobs, self._in_flight)
+        return prefetch_detect(self.pool, self.parts.inventory, jobs, self._in_flight)
 
-    def _run_job(self, job: Job, given: dict[int, CommandResult] | None = None) -> HostResult:
-        self.observer.job_started(job)
-        rb = job.loaded.runbook
-        result = HostResult(job.host.name, rb.name, rb.fault, Outcome.ERROR)
-        steps = StepExecutor(
-            job,
-            self.pool,
-            self.inventory,
-            self.options.dry_run,
-            lambda s: self._step_finished(job, s),
-            lambda: self._stop_reason(job),
-            dict(given or {}),
-            AuditTrail(self.audit, self._run_id) if self.audit is not None else None,
+    def _run_job(self, job: Job, given: dict[int, CommandResult]) -> HostResult:
+        assert self._scope is not None
+        self.parts.observer.job_started(job)
+        started = utcnow()
+        steps = StepExecutor(job, self._scope, dict(given))
+        flow = _JobFlow(
+            job, steps, self.options, self.parts.gate, self._wait, self._breaker.tripped
         )
-        run = _JobRun(job, steps, self.options, self._wait, self.gate, self._breaker.tripped)
-        try:
-            self.pool.get(job.host)
-            result.status = run.flow()
-        except ConnectError as exc:
-            result.status, run.error = Outcome.UNREACHABLE, exc.message
-        except ConnectionLost as exc:
-            result.status, run.error = Outcome.ERROR, exc.message
-            run.escalate_after_loss()
-        except Aborted as stop:
-            ran = bool(steps.steps)
-            result.status = Outcome.ERROR if ran else Outcome.SKIPPED
-            phase = steps.steps[-1].phase if ran else "start"
-            run.error = f"{stop.reason} after {phase}; no further step was run"
-        except Exception as exc:  # a bug: keep the traceback in the log, the run goes on
-            log.exception("internal error on %s", job.host.name)
-            result.status, run.error = Outcome.ERROR, f"internal error: {type(exc).__name__}: {exc}"
-        if self.gate is not None:
-            self.gate.done(job)
-        result.steps, result.error, result.escalation = steps.steps, run.error, run.escalation
-        result.notes = run.notes
-        # Checks taken in a batch ran before the job started; the result spans them too.
-        result.started = min([result.started, *(s.started for s in result.steps)])
-        result.ended = utcnow()
-        self.observer.job_finished(result)
+        ending = self._end_of(flow)
+        self.parts.gate.done(job)
+        result = HostResult(
+            host=job.host.name,
+            runbook=job.runbook_name,
+            fault=job.runbook.fault,
+            status=ending.outcome,
+            steps=tuple(steps.steps),
+            error=ending.reason,
+            escalation=flow.escalation,
+            notes=tuple(flow.notes),
+            # Checks taken in a batch ran before the job started; the result spans them too.
+            started=min([started, *(s.started for s in steps.steps)]),
+            ended=utcnow(),
+        )
+        self.parts.observer.job_finished(result)
         return result
 
-    def _step_finished(self, job: Job, step: StepResult) -> None:
-        self.observer.step_finished(job, step)
+    def _end_of(self, flow: _JobFlow) -> Ending:
+        """Run a job's flow; per-host trouble becomes its ending, never the run's."""
+        job = flow.job
+        try:
+            self.pool.get(job.host)
+            return flow.flow()
+        except ConnectError as exc:
+            return Ending(Outcome.UNREACHABLE, exc.message)
+        except ConnectionLost as exc:
+            flow.escalate_after_loss()
+            return Ending(Outcome.ERROR, exc.message)
+        except Aborted as stop:
+            ran = flow.steps.steps
+            phase = ran[-1].phase if ran else "start"
+            why = f"{stop.reason} after {phase}; no further step was run"
+            return Ending(Outcome.ERROR if ran else Outcome.SKIPPED, why)
+        except Exception as exc:  # a bug: keep the traceback in the log, the run goes on
+            log.exception("internal error on %s", job.host.name)
+            return Ending(Outcome.ERROR, f"internal error: {type(exc).__name__}: {exc}")
 
-    def _stop_reason(self, job: Job) -> str | None:
+    def step_finished(self, job: Job, step: StepResult) -> None:
+        """A step of a job has a result: tell the observer."""
+        self.parts.observer.step_finished(job, step)
+
+    def stop_reason(self, job: Job) -> str | None:
         """Why the job may start no further step, if it may not."""
         if self._abort.is_set():
             return "interrupted by the operator"
-        return self.gate.step(job) if self.gate is not None else None
+        return self.parts.gate.step(job)
 
 
 def _changed_host(result: HostResult) -> bool:
@@ -354,7 +385,7 @@ def _changed_host(result: HostResult) -> bool:
 
 
 def _skipped(job: Job, reason: str) -> HostResult:
-    rb = job.loaded.runbook
+    rb = job.runbook
     return HostResult(job.host.name, rb.name, rb.fault, Outcome.SKIPPED, error=reason)
 
 

@@ -7,7 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from oorfix.results import CommandResult
+from oorfix.errors import InputError
+from oorfix.results import CommandResult, StepStatus
 from oorfix.runbook import templating
 from oorfix.runbook.models import Expect
 
@@ -71,3 +72,24 @@ def judge(expect: Expect | None, result: CommandResult, context: Mapping[str, An
         if not templating.evaluate(expect.that, local):
             return f"not true: {expect.that}"
     return None
+
+
+def verdict(
+    expect: Expect | None, result: CommandResult, context: Mapping[str, Any]
+) -> tuple[StepStatus, str | None]:
+    """Passed, failed (and why) or error: a result with no trustworthy status is never judged.
+
+    A timed-out command and one without an exit status (the session ended first, which a
+    transport cannot tell apart from a remote ``kill -9`` by the status alone) are errors,
+    not failures: their effect is unknown, so nothing may act on them as on a plain failure.
+    """
+    if result.timed_out:
+        seconds = (result.ended - result.started).total_seconds()
+        return StepStatus.ERROR, f"timed out after {seconds:.1f}s; the host killed it"
+    if result.rc is None:
+        return StepStatus.ERROR, "no exit status (the session ended without one)"
+    try:
+        reason = judge(expect, result, context)
+    except InputError as exc:
+        return StepStatus.ERROR, exc.message
+    return (StepStatus.PASSED, None) if reason is None else (StepStatus.FAILED, reason)

@@ -1,34 +1,29 @@
 """Running one step of one job: condition, render, send, judge, register.
 
 Phase order lives in the engine; this module only knows how a single step becomes a
-StepResult, including the dry-run case (render, record, send nothing).
+StepResult, including the modes that send no change (render and record it, send nothing).
+Judging is ``oorfix.run.judge``; rendering is ``oorfix.run.render``; the audit of commands
+that may change a host is ``oorfix.run.auditing``, told before and after each one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from oorfix.errors import ConnectError, ConnectionLost, InputError
 from oorfix.inventory.core import Inventory
 from oorfix.inventory.hosts import Host
-from oorfix.redact import Command
-from oorfix.results import CommandResult, Output, Phase, StepResult, StepStatus, utcnow
-from oorfix.run.judge import judge, result_vars
-from oorfix.run.planner import (
-    Deferred,
-    Job,
-    is_mutating,
-    render_command,
-    resolve_targets,
-    step_timeout,
-)
+from oorfix.results import CommandResult, Phase, RunMode, StepResult, StepStatus, utcnow
+from oorfix.run.auditing import AuditTrail
+from oorfix.run.jobs import Job
+from oorfix.run.judge import result_vars, verdict
 from oorfix.run.pool import ConnectionPool
+from oorfix.run.render import Deferred, RenderedStep, is_mutating, render_step
 from oorfix.runbook import templating
 from oorfix.runbook.actions import ActionError
 from oorfix.runbook.models import Step
-from oorfix.safety.audit import AuditLog
 
 SKIPPED_REGISTER: dict[str, Any] = {
     "rc": None,
@@ -40,14 +35,6 @@ SKIPPED_REGISTER: dict[str, Any] = {
     "timed_out": False,
     "skipped": True,
 }
-
-
-@dataclass(frozen=True)
-class AuditTrail:
-    """Where a run writes its intent and result entries for mutating commands."""
-
-    log: AuditLog
-    run_id: str
 
 
 class Aborted(Exception):
@@ -65,19 +52,37 @@ class _Lost(Exception):
         self.result = result
 
 
-@dataclass
-class StepExecutor:
-    """Executes the steps of one job, keeping what they register."""
+class StepHooks(Protocol):
+    """What the engine is told of, and asked, around each step."""
 
-    job: Job
+    def stop_reason(self, job: Job) -> str | None:
+        """Why the job may start no further step, or None."""
+        ...
+
+    def step_finished(self, job: Job, step: StepResult) -> None:
+        """A step of a job has a result."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """What every step of one run shares."""
+
     pool: ConnectionPool
     inventory: Inventory
-    dry_run: bool = False
-    on_step: Callable[[StepResult], None] = lambda _: None
-    should_stop: Callable[[], str | None] = lambda: None
+    mode: RunMode
+    trail: AuditTrail
+    hooks: StepHooks
+
+
+@dataclass
+class StepExecutor:
+    """Executes the steps of one job, keeping their results and what they register."""
+
+    job: Job
+    scope: RunScope
     # Results already taken for some steps (a batch of checks), by id of the step.
     given: dict[int, CommandResult] = field(default_factory=dict)
-    audit: AuditTrail | None = None
     registers: dict[str, Any] = field(default_factory=dict)
     steps: list[StepResult] = field(default_factory=list)
 
@@ -86,9 +91,9 @@ class StepExecutor:
         return {**self.job.context, **self.registers}
 
     def execute(self, phase: Phase, step: Step, attempt: int = 1) -> StepResult:
-        """Run one step (or plan it, in a dry-run) and record its result."""
+        """Run one step (or only render it, when the run sends no change) and record it."""
         # A check already taken in a batch is recorded even after an interrupt.
-        stop = self.should_stop()
+        stop = self.scope.hooks.stop_reason(self.job)
         if stop is not None and id(step) not in self.given:
             raise Aborted(stop)
         try:
@@ -99,156 +104,119 @@ class StepExecutor:
         return self._record(result, attempt)
 
     def _record(self, result: StepResult, attempt: int) -> StepResult:
-        result.attempt = attempt
-        self.steps.append(result)
-        self.on_step(result)
-        return result
+        final = replace(result, attempt=attempt) if attempt != 1 else result
+        self.steps.append(final)
+        self.scope.hooks.step_finished(self.job, final)
+        return final
 
     def _execute(self, phase: Phase, step: Step) -> StepResult:
         context = self.context()
-        planned = self.dry_run and is_mutating(phase, step)
+        planned = is_mutating(phase, step) and not self.scope.mode.changes_hosts
         try:
-            label = self._redact(templating.render_text(step.label, context))
-            # A dry-run cannot know conditions on what earlier planned steps would return.
-            if not planned and step.when is not None and not self._condition(step.when, context):
+            # A plan cannot know conditions on what earlier planned steps would return.
+            if (
+                not planned
+                and step.when is not None
+                and not templating.evaluate(step.when, context)
+            ):
                 self._register(step, SKIPPED_REGISTER)
+                label = self.job.redactor(templating.render_text(step.label, context))
                 return StepResult(phase, label, StepStatus.SKIPPED, reason=f"when: {step.when}")
-            command = render_command(self.job, step, context)
-            targets = resolve_targets(self.job, step, context, self.inventory)
+            rendered = render_step(self.job, phase, step, context, self.scope.inventory)
         except (InputError, ActionError) as exc:
             reason = exc.message if isinstance(exc, InputError) else str(exc)
-            name = self._redact(step.label)
-            return StepResult(phase, name, StepStatus.ERROR, reason=self._redact(reason))
+            name = self.job.redactor(step.label)
+            return StepResult(phase, name, StepStatus.ERROR, reason=self.job.redactor(reason))
         if planned:
-            if step.register_as:
-                self.registers[step.register_as] = Deferred(step.register_as)
-            why = f"when: {step.when}" if step.when else None
-            host = self._other(targets)
-            return StepResult(phase, label, StepStatus.PLANNED, str(command), host, reason=why)
-        return self._run_on(phase, step, label, command, targets, context)
+            return self._plan(rendered)
+        return self._run_on(rendered, context)
 
-    @staticmethod
-    def _condition(expression: str, context: dict[str, Any]) -> bool:
-        return bool(templating.evaluate(expression, context))
+    def _plan(self, rendered: RenderedStep) -> StepResult:
+        step = rendered.step
+        if step.register_as:
+            self.registers[step.register_as] = Deferred(step.register_as)
+        why = f"when: {step.when}" if step.when else None
+        return StepResult(
+            rendered.phase,
+            rendered.label,
+            StepStatus.PLANNED,
+            str(rendered.command),
+            self._others(rendered.targets),
+            reason=why,
+        )
 
-    def _run_on(
-        self,
-        phase: Phase,
-        step: Step,
-        label: str,
-        command: Command,
-        targets: tuple[Host, ...],
-        context: dict[str, Any],
-    ) -> StepResult:
+    def _run_on(self, rendered: RenderedStep, context: dict[str, Any]) -> StepResult:
         # Several `on:` targets run one after the other; the first that does not pass decides.
         result: StepResult | None = None
-        for target in targets:
-            result = self._run_one(phase, step, label, command, target, context)
+        for target in rendered.targets:
+            result = self._run_one(rendered, target, context)
             if result.status is not StepStatus.PASSED:
                 break
         assert result is not None  # targets is never empty
         return result
 
-    def _run_one(
-        self,
-        phase: Phase,
-        step: Step,
-        label: str,
-        command: Command,
-        target: Host,
-        context: dict[str, Any],
-    ) -> StepResult:
+    def _run_one(self, rendered: RenderedStep, target: Host, context: dict[str, Any]) -> StepResult:
         other = target.name if target.name != self.job.host.name else None
         try:
-            transport = self.pool.get(target)
+            transport = self.scope.pool.get(target)
         except ConnectError as exc:
             if other is None:
                 raise
-            why = f"{other} unreachable: {exc.message}"
-            return StepResult(
-                phase, label, StepStatus.ERROR, command=str(command), host=other, reason=why
-            )
+            return self._failed_to_reach(rendered, other, exc)
         started = utcnow()
-        given = self.given.pop(id(step), None) if other is None else None
-        audited = self.audit is not None and is_mutating(phase, step)
-        intent = self._audit_intent(phase, label, command, target) if audited else None
+        given = self.given.pop(id(rendered.step), None) if other is None else None
+        pending = self.scope.trail.before(self.job, rendered, target)
         try:
             raw = given or transport.run(
-                command, timeout=step_timeout(self.job, step), sudo=step.sudo
+                rendered.command, timeout=rendered.timeout, sudo=rendered.step.sudo
             )
         except (ConnectionLost, ConnectError) as exc:
-            self.pool.discard(target)
-            why = f"connection to {target.name} lost: {exc.message}; effect unknown"
-            lost = StepResult(phase, label, StepStatus.ERROR, str(command), other, started=started,
-                              ended=utcnow(), reason=self._redact(why))  # fmt: skip
-            self._audit_result(intent, phase, label, command, target, None, "lost")
+            self.scope.pool.discard(target)
+            self.scope.trail.after(pending, None, "lost")
+            lost = self._lost(rendered, other, exc, started)
             if other is None:
                 raise _Lost(lost) from exc
             return lost
-        result = self._redact_result(raw)
-        status, reason = self._verdict(step, result, context)
-        self._audit_result(intent, phase, label, command, target, result.rc, str(status))
-        self._register(step, result_vars(result))
-        return StepResult.from_command(phase, label, result, status, host=other, reason=reason)
-
-    def _audit_intent(self, phase: Phase, label: str, command: Command, target: Host) -> str:
-        assert self.audit is not None
-        return self.audit.log.intent(
-            self.audit.run_id, target.name, self.job.runbook_name, str(phase), label, str(command)
+        result = self.job.redactor.result(raw)
+        status, reason = verdict(rendered.step.expect, result, context)
+        self.scope.trail.after(pending, result.rc, str(status))
+        self._register(rendered.step, result_vars(result))
+        reason = self.job.redactor(reason) if reason is not None else None
+        return StepResult.from_command(
+            rendered.phase, rendered.label, result, status, host=other, reason=reason
         )
 
-    def _audit_result(
+    def _failed_to_reach(self, rendered: RenderedStep, other: str, exc: ConnectError) -> StepResult:
+        why = f"{other} unreachable: {exc.message}"
+        command = str(rendered.command)
+        return StepResult(
+            rendered.phase, rendered.label, StepStatus.ERROR, command, other, reason=why
+        )
+
+    def _lost(
         self,
-        intent: str | None,
-        phase: Phase,
-        label: str,
-        command: Command,
-        target: Host,
-        rc: int | None,
-        status: str,
-    ) -> None:
-        if intent is None or self.audit is None:
-            return
-        trail = self.audit
-        runbook = self.job.runbook_name
-        trail.log.result(
-            trail.run_id, target.name, runbook, str(phase), label, str(command), rc, status, intent
+        rendered: RenderedStep,
+        other: str | None,
+        exc: ConnectError | ConnectionLost,
+        started: datetime,
+    ) -> StepResult:
+        target = other or self.job.host.name
+        why = self.job.redactor(f"connection to {target} lost: {exc.message}; effect unknown")
+        return StepResult(
+            rendered.phase,
+            rendered.label,
+            StepStatus.ERROR,
+            str(rendered.command),
+            other,
+            started=started,
+            ended=utcnow(),
+            reason=why,
         )
-
-    def _verdict(
-        self, step: Step, result: CommandResult, context: dict[str, Any]
-    ) -> tuple[StepStatus, str | None]:
-        if result.timed_out:
-            seconds = (result.ended - result.started).total_seconds()
-            return StepStatus.ERROR, f"timed out after {seconds:.1f}s; the host killed it"
-        if result.rc is None:  # PITFALLS 5: no status is not a failure that is safe to act on
-            return StepStatus.ERROR, "no exit status (the session ended without one)"
-        try:
-            reason = judge(step.expect, result, context)
-        except InputError as exc:
-            return StepStatus.ERROR, self._redact(exc.message)
-        return (StepStatus.PASSED, None) if reason is None else (StepStatus.FAILED, reason)
 
     def _register(self, step: Step, value: dict[str, Any]) -> None:
         if step.register_as:
             self.registers[step.register_as] = value
 
-    def _redact(self, text: str) -> str:
-        return self.job.redactor(text)
-
-    def _redact_output(self, output: Output) -> Output:
-        text = self._redact(output.text)
-        if output.truncated:
-            text = self.job.redactor.cut_edges(text)
-        return replace(output, text=text)
-
-    def _redact_result(self, result: CommandResult) -> CommandResult:
-        return replace(
-            result,
-            stdout=self._redact_output(result.stdout),
-            stderr=self._redact_output(result.stderr),
-        )
-
-    def _other(self, targets: tuple[Host, ...]) -> str | None:
+    def _others(self, targets: tuple[Host, ...]) -> str | None:
         names = [t.name for t in targets if t.name != self.job.host.name]
         return ",".join(names) or None

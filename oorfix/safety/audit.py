@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from oorfix.results import utcnow
 from oorfix.safety.state import StateDir
@@ -165,6 +165,46 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+@dataclass(frozen=True)
+class AuditWhere:
+    """What an intent and its result share: which run, host, runbook, phase, step, command."""
+
+    run_id: str
+    host: str
+    runbook: str
+    phase: str
+    step: str
+    command: str  # as printed: the caller masks secrets
+
+    def fields(self) -> Entry:
+        """The fields as entry data, each checked to be text."""
+        names = ("run_id", "host", "runbook", "phase", "step", "command")
+        return {name: _text(name, getattr(self, name)) for name in names}
+
+
+class CommandAudit(Protocol):
+    """Where a run records each command that may change a host, before and after it runs."""
+
+    def intent(self, where: AuditWhere) -> str:
+        """Record the intent; returns its id."""
+        ...
+
+    def result(self, where: AuditWhere, rc: int | None, status: str, intent_id: str) -> None:
+        """Record how the intent ``intent_id`` ended."""
+        ...
+
+
+class NoAudit:
+    """The audit of a run that sends no change (dry-run, diagnose): records nothing."""
+
+    def intent(self, where: AuditWhere) -> str:
+        """Nothing to record; an empty id."""
+        return ""
+
+    def result(self, where: AuditWhere, rc: int | None, status: str, intent_id: str) -> None:
+        """Nothing to record."""
+
+
 class AuditLog:
     """Appends intent and result entries for one actor (``user@machine``) to a state dir."""
 
@@ -178,35 +218,20 @@ class AuditLog:
         """The log file."""
         return audit_path(self._state)
 
-    def intent(
-        self, run_id: str, host: str, runbook: str, phase: str, step: str, command: str
-    ) -> str:
-        """Record that ``command`` is about to run; returns the entry's id for its result."""
-        where = _where(run_id, host, runbook, phase, step, command)
-        return self._append({"kind": "intent", **where})
+    def intent(self, where: AuditWhere) -> str:
+        """Record that a command is about to run; returns the entry's id for its result."""
+        return self._append({"kind": "intent", **where.fields()})
 
-    def result(
-        self,
-        run_id: str,
-        host: str,
-        runbook: str,
-        phase: str,
-        step: str,
-        command: str,
-        rc: int | None,
-        status: str,
-        intent_id: str,
-    ) -> None:
+    def result(self, where: AuditWhere, rc: int | None, status: str, intent_id: str) -> None:
         """Record how the command of intent ``intent_id`` ended (rc None: it never ran)."""
         if rc is not None and (not isinstance(rc, int) or isinstance(rc, bool)):
             raise TypeError(f"audit field rc must be int or None, not {type(rc).__name__}")
-        where = _where(run_id, host, runbook, phase, step, command)
         outcome = {
             "rc": rc,
             "status": _text("status", status),
             "intent": _text("intent", intent_id),
         }
-        self._append({"kind": "result", **where, **outcome})
+        self._append({"kind": "result", **where.fields(), **outcome})
 
     def _append(self, body: Entry) -> str:
         """Chain ``body`` to the last entry and append it durably; returns its hash."""
@@ -233,13 +258,6 @@ class AuditLog:
             entry["after_damage"] = True
         entry["hash"] = entry_hash(entry)
         return entry
-
-
-def _where(run_id: str, host: str, runbook: str, phase: str, step: str, command: str) -> Entry:
-    """The fields intents and results share, checked to be text."""
-    fields = {"run_id": run_id, "host": host, "runbook": runbook, "phase": phase}
-    fields |= {"step": step, "command": command}
-    return {name: _text(name, value) for name, value in fields.items()}
 
 
 # --- verifying ---------------------------------------------------------------------------

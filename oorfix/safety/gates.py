@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from oorfix.results import Outcome, utcnow
-from oorfix.run.planner import Job
+from oorfix.runbook.models import Runbook
 from oorfix.runbook.windows import window_decision
 from oorfix.safety.budget import RemediationBudget
 from oorfix.safety.locks import HostLocks, LockInfo
@@ -29,20 +29,49 @@ class Refusal:
     escalate: bool = False
 
 
+class Subject(Protocol):
+    """What a gate needs to know of a job: the host and the runbook."""
+
+    @property
+    def host_name(self) -> str:
+        """The host the job runs on."""
+        ...
+
+    @property
+    def runbook(self) -> Runbook:
+        """The runbook the job runs."""
+        ...
+
+
 class Gate(Protocol):
     """Admits jobs to remediation: windows, approvals, budgets and host locks plug in here."""
 
-    def admit(self, job: Job) -> Refusal | None:
+    def admit(self, job: Subject) -> Refusal | None:
         """None to go ahead, else the refusal."""
         ...
 
-    def step(self, job: Job) -> str | None:
+    def step(self, job: Subject) -> str | None:
         """A step of the job is about to start: None to go ahead, else why it must not."""
         ...
 
-    def done(self, job: Job) -> None:
+    def done(self, job: Subject) -> None:
         """The job has its outcome (what ``admit`` took is given back here)."""
         ...
+
+
+class OpenGate:
+    """The gate of a run that fixes nothing (dry-run, diagnose): admits every job."""
+
+    def admit(self, job: Subject) -> Refusal | None:
+        """Always go ahead: nothing will be changed."""
+        return None
+
+    def step(self, job: Subject) -> str | None:
+        """Always go ahead: no lock is held."""
+        return None
+
+    def done(self, job: Subject) -> None:
+        """Nothing was taken."""
 
 
 @dataclass
@@ -65,9 +94,9 @@ class RunGate:
     _stopped: threading.Event = field(default_factory=threading.Event)
     _beating: threading.Thread | None = None
 
-    def admit(self, job: Job) -> Refusal | None:
+    def admit(self, job: Subject) -> Refusal | None:
         """None to go ahead, else the refusal."""
-        rb = job.loaded.runbook
+        rb = job.runbook
         if not self.force:
             closed = window_decision(rb.windows, self.clock())
             if closed is not None:
@@ -76,33 +105,33 @@ class RunGate:
             return Refusal(Outcome.DEFERRED, "fix not approved: the runbook requires approval")
         return self._lock(job) or self._spend(job)
 
-    def _lock(self, job: Job) -> Refusal | None:
+    def _lock(self, job: Subject) -> Refusal | None:
         if self.locks is None:
             return None
-        holder = self.locks.acquire(job.host.name)
+        holder = self.locks.acquire(job.host_name)
         if holder is not None:
             until = holder.expires.isoformat(timespec="seconds")
             why = f"locked by run {holder.run_id or '?'} ({holder.owner}) until {until}"
             return Refusal(Outcome.LOCKED, why)
         with self._mutex:
-            self._held.add(job.host.name)
-            self._lost.pop(job.host.name, None)
+            self._held.add(job.host_name)
+            self._lost.pop(job.host_name, None)
         self._start_heartbeat()
         return None
 
-    def _spend(self, job: Job) -> Refusal | None:
-        spec = job.loaded.runbook.max_remediations
+    def _spend(self, job: Subject) -> Refusal | None:
+        spec = job.runbook.max_remediations
         if self.budget is None or spec is None:
             return None
-        refused = self.budget.try_spend(job.runbook_name, job.host.name, spec.count, spec.per)
+        refused = self.budget.try_spend(job.runbook.name, job.host_name, spec.count, spec.per)
         if refused is None:
             return None
         self.done(job)
         return Refusal(Outcome.DEFERRED, f"fix deferred: {refused}", escalate=True)
 
-    def step(self, job: Job) -> str | None:
+    def step(self, job: Subject) -> str | None:
         """Before each step of a fix: is the host's lock still ours?"""
-        host = job.host.name
+        host = job.host_name
         with self._mutex:
             lost = self._lost.get(host)
             held = host in self._held
@@ -140,10 +169,10 @@ class RunGate:
             self._beating = threading.Thread(target=self._heartbeat, daemon=True)
             self._beating.start()
 
-    def done(self, job: Job) -> None:
+    def done(self, job: Subject) -> None:
         """Give the host's lock back."""
         with self._mutex:
-            held = job.host.name in self._held
-            self._held.discard(job.host.name)
+            held = job.host_name in self._held
+            self._held.discard(job.host_name)
         if held and self.locks is not None:
-            self.locks.release(job.host.name)
+            self.locks.release(job.host_name)

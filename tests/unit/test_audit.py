@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from oorfix.cli.audit import audit as audit_cli
 from oorfix.redact import Command, Redactor
 from oorfix.safety import audit as audit_module
-from oorfix.safety.audit import GENESIS, AuditLog, VerifyResult, canonical, entry_hash, verify
+from oorfix.safety.audit import GENESIS, AuditLog, AuditWhere, VerifyResult, canonical, entry_hash, verify
 from oorfix.safety.state import StateDir
 from tests.unit.shared import run_all
 
@@ -54,9 +54,9 @@ def log(state: StateDir) -> AuditLog:
 
 def change(log: AuditLog, run_id: str = "run-1", step: str = "restart", rc: int = 0) -> str:
     """One intent and its result, as the step executor writes them; returns the intent id."""
-    where = (run_id, "pg-api-1", "nginx-down", "remediate", step, "systemctl restart nginx")
-    intent_id = log.intent(*where)
-    log.result(*where, rc=rc, status="ok" if rc == 0 else "failed", intent_id=intent_id)
+    where = AuditWhere(run_id, "pg-api-1", "nginx-down", "remediate", step, "systemctl restart nginx")
+    intent_id = log.intent(where)
+    log.result(where, rc=rc, status="ok" if rc == 0 else "failed", intent_id=intent_id)
     return intent_id
 
 
@@ -135,9 +135,9 @@ def test_the_log_is_private_to_the_user(log: AuditLog) -> None:
 
 
 def test_a_result_may_record_a_command_that_never_ran(log: AuditLog) -> None:
-    where = ("run-1", "h", "rb", "remediate", "s", "reboot")
-    intent_id = log.intent(*where)
-    log.result(*where, rc=None, status="error", intent_id=intent_id)
+    where = AuditWhere("run-1", "h", "rb", "remediate", "s", "reboot")
+    intent_id = log.intent(where)
+    log.result(where, rc=None, status="error", intent_id=intent_id)
     assert entries(log.path)[1]["rc"] is None
     assert verify(log.path).ok
 
@@ -153,19 +153,19 @@ def test_only_text_is_accepted_so_a_command_object_never_slips_in(
     where["command"] = "true"
     where[field] = Command("curl -u admin:hunter22", Redactor.of(["hunter22"]))
     with pytest.raises(TypeError, match=f"audit field {field} must be str"):
-        log.intent(**where)
+        log.intent(AuditWhere(**where))
     assert not log.path.exists()
 
 
 def test_rc_must_be_an_int_or_none(log: AuditLog) -> None:
-    where = ("run-1", "h", "rb", "remediate", "s", "true")
-    intent_id = log.intent(*where)
+    where = AuditWhere("run-1", "h", "rb", "remediate", "s", "true")
+    intent_id = log.intent(where)
     with pytest.raises(TypeError, match="rc must be int or None"):
-        log.result(*where, rc=True, status="ok", intent_id=intent_id)
+        log.result(where, rc=True, status="ok", intent_id=intent_id)
 
 
 def test_text_that_is_not_utf8_is_marked_not_lost(log: AuditLog) -> None:
-    log.intent("run-1", "h", "rb", "remediate", "s", "echo caf\udce9 — ünïcode")
+    log.intent(AuditWhere("run-1", "h", "rb", "remediate", "s", "echo caf\udce9 — ünïcode"))
     assert entries(log.path)[0]["command"] == "echo caf? — ünïcode"
     assert "ünïcode".encode() in log.path.read_bytes()  # kept as UTF-8, not \u escapes
     assert verify(log.path).ok
@@ -174,7 +174,7 @@ def test_text_that_is_not_utf8_is_marked_not_lost(log: AuditLog) -> None:
 def test_a_clock_without_time_zone_is_refused(state: StateDir) -> None:
     naive = AuditLog(state, ACTOR, clock=lambda: datetime(2024, 5, 1))
     with pytest.raises(ValueError, match="timezone-aware"):
-        naive.intent("run-1", "h", "rb", "remediate", "s", "true")
+        naive.intent(AuditWhere("run-1", "h", "rb", "remediate", "s", "true"))
 
 
 def test_an_append_reads_only_the_tail(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,7 +197,7 @@ def test_an_append_reads_only_the_tail(log: AuditLog, monkeypatch: pytest.Monkey
 def test_a_last_line_longer_than_a_block_is_read_across_blocks(log: AuditLog) -> None:
     long_command = "echo " + "x" * (3 * audit_module._BLOCK)
     for _ in range(2):
-        log.intent("run-1", "h", "rb", "remediate", "s", long_command)
+        log.intent(AuditWhere("run-1", "h", "rb", "remediate", "s", long_command))
     assert [e["seq"] for e in entries(log.path)] == [1, 2]
     assert verify(log.path).ok
 
@@ -410,7 +410,7 @@ def test_an_append_after_an_edited_last_line_chains_to_its_bytes(six: Path, log:
     edited["status"] = "ok, honest"
     lines[-1] = canonical(edited) + b"\n"
     write_lines(six, lines)
-    log.intent("run-2", "h", "rb", "remediate", "s", "true")
+    log.intent(AuditWhere("run-2", "h", "rb", "remediate", "s", "true"))
     after = entries(six)[-1]
     assert (after["seq"], after["after_damage"]) == (7, True)
     assert after["prev"] == hashlib.sha256(lines[-1][:-1]).hexdigest()
@@ -420,7 +420,7 @@ def test_an_append_after_an_edited_last_line_chains_to_its_bytes(six: Path, log:
 def test_seq_is_counted_past_unreadable_lines(six: Path, log: AuditLog) -> None:
     with six.open("ab") as handle:
         handle.write(b"junk\nmore junk\n")
-    log.intent("run-2", "h", "rb", "remediate", "s", "true")
+    log.intent(AuditWhere("run-2", "h", "rb", "remediate", "s", "true"))
     last = json.loads(lines_of(six)[-1])
     assert (last["seq"], last["after_damage"]) == (9, True)
     assert verify(six).first_bad == 7
@@ -429,7 +429,7 @@ def test_seq_is_counted_past_unreadable_lines(six: Path, log: AuditLog) -> None:
 def test_a_log_of_nothing_but_junk_still_takes_appends(log: AuditLog) -> None:
     log.path.parent.mkdir(parents=True)
     log.path.write_bytes(b"junk\n\n")
-    log.intent("run-2", "h", "rb", "remediate", "s", "true")
+    log.intent(AuditWhere("run-2", "h", "rb", "remediate", "s", "true"))
     last = json.loads(lines_of(log.path)[-1])
     assert (last["seq"], last["prev"]) == (3, hashlib.sha256(b"").hexdigest())
 
