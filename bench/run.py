@@ -23,10 +23,12 @@ from oorfix.lab.lab import Lab
 from oorfix.lab.topology import LabHost
 from oorfix.redact import Command
 from oorfix.results import Outcome
-from oorfix.run.engine import Engine, EngineOptions
+from oorfix.run.engine import Engine, EngineOptions, EngineParts
 from oorfix.run.planner import plan_run
 from oorfix.run.pool import ConnectionPool
 from oorfix.runbook.loader import load_runbook
+from oorfix.safety.audit import NoAudit
+from oorfix.safety.gates import OpenGate
 from oorfix.transport import ConnectOptions, open_transport
 
 HOSTS = 20
@@ -69,7 +71,8 @@ def _oorfix_fleet(lab: Lab, inventory: Path, runbook: Path, batch: bool = True) 
     planned = plan_run([load_runbook(runbook)], inv, {})
     options = ConnectOptions(known_hosts=lab.known_hosts)
     pool = ConnectionPool(lambda host: open_transport(host.connection(), options))
-    engine = Engine(inv, pool, EngineOptions(forks=10, batch_detect=batch))
+    parts = EngineParts(inv, pool, OpenGate(), NoAudit())
+    engine = Engine(parts, EngineOptions(forks=10, batch_detect=batch))
     result = engine.run([p.job for p in planned])
     assert all(r.status is Outcome.HEALTHY for r in result.results), result.results
 

@@ -310,7 +310,6 @@ class Engine:
                 done[index] = _skipped(job, f"not started: {stop}")
             else:
                 done[index] = self._run_job(job, prefetched[position])
-                self._breaker.record(done[index])
                 if _changed_host(done[index]):
                     # Checks taken before this fix are stale: take them again for the rest.
                     later = [j for _, j in jobs[position + 1 :]]
@@ -345,6 +344,7 @@ class Engine:
             started=min([started, *(s.started for s in steps.steps)]),
             ended=utcnow(),
         )
+        self._breaker.record(result)  # before anyone hears of it, so what they do next sees it
         self.parts.observer.job_finished(result)
         return result
 

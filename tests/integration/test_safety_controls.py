@@ -30,11 +30,12 @@ import pytest
 
 from oorfix.inventory.core import load_inventory
 from oorfix.results import HostResult, Outcome, RunResult
-from oorfix.run.engine import Engine, EngineOptions
+from oorfix.run.engine import Engine, EngineOptions, EngineParts
 from oorfix.run.planner import plan_run
 from oorfix.run.pool import ConnectionPool
 from oorfix.runbook.loader import LoadedRunbook, load_runbooks
 from oorfix.runbook.windows import Window
+from oorfix.safety.audit import NoAudit
 from oorfix.safety.gates import RunGate
 from oorfix.transport import ConnectOptions, open_transport
 from tests.integration.conftest import CLI_TIMEOUT, REPO, CliRun, Fleet
@@ -914,7 +915,8 @@ def run_engine(fleet: Fleet, loaded: list[LoadedRunbook], gate: RunGate) -> RunR
     planned = plan_run(loaded, inventory, {})
     options = ConnectOptions(known_hosts=fleet.lab.sshd.known_hosts)
     pool = ConnectionPool(lambda host: open_transport(host.connection(), options))
-    return Engine(inventory, pool, EngineOptions(), gate=gate).run([p.job for p in planned])
+    parts = EngineParts(inventory, pool, gate, NoAudit())
+    return Engine(parts, EngineOptions()).run([p.job for p in planned])
 
 
 def only(run: RunResult) -> HostResult:

@@ -29,10 +29,12 @@ from oorfix.inventory.hosts import Host, HostConnection
 from oorfix.lab.sshd import SshdServer
 from oorfix.redact import MASK, Command, Redactor
 from oorfix.results import Outcome
-from oorfix.run.engine import Engine, EngineOptions
+from oorfix.run.engine import Engine, EngineOptions, EngineParts
 from oorfix.run.planner import plan_run
 from oorfix.run.pool import ConnectionPool
 from oorfix.runbook.loader import load_runbook
+from oorfix.safety.audit import NoAudit
+from oorfix.safety.gates import OpenGate
 from oorfix.transport import ConnectOptions, Transport, open_transport
 from oorfix.transport import common as common_module
 from oorfix.transport import local as local_module
@@ -414,7 +416,8 @@ def test_a_corrupt_known_hosts_file_makes_the_host_unreachable(
     def factory(host: Host) -> Transport:
         return open_transport(host.connection(), options)
 
-    engine = Engine(loaded_inventory, ConnectionPool(factory), EngineOptions(forks=2))
+    parts = EngineParts(loaded_inventory, ConnectionPool(factory), OpenGate(), NoAudit())
+    engine = Engine(parts, EngineOptions(forks=2))
     logins = accepted_logins(sshd)
     (result,) = engine.run(jobs).results
     assert (result.host, result.status) == ("corrupt", Outcome.UNREACHABLE)

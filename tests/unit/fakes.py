@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from oorfix.errors import ConnectError, ConnectionLost
+from oorfix.inventory.core import Inventory
 from oorfix.inventory.hosts import Host
 from oorfix.redact import Command
 from oorfix.results import CommandResult, Output
+from oorfix.run.engine import Engine, EngineOptions, EngineParts
+from oorfix.run.pool import ConnectionPool
+from oorfix.safety.audit import NoAudit
+from oorfix.safety.gates import Gate, OpenGate
 
 
 @dataclass
@@ -23,6 +29,8 @@ class Reply:
     timed_out: bool = False
     lost: bool = False
     delay: float = 0.0  # seconds the command takes
+    arrived: threading.Event | None = None  # set when the command arrives
+    wait_for: threading.Event | None = None  # the reply waits for this (orders threads)
 
 
 @dataclass
@@ -62,6 +70,10 @@ class FakeTransport:
         for pattern, replies in self.script.rules:
             if pattern.search(command.text):
                 reply = replies.pop(0) if len(replies) > 1 else replies[0]
+                if reply.arrived is not None:
+                    reply.arrived.set()
+                if reply.wait_for is not None:
+                    assert reply.wait_for.wait(timeout=60), "the awaited event never came"
                 time.sleep(reply.delay)
                 if reply.lost:
                     raise ConnectionLost(self.name, "connection reset")
@@ -87,3 +99,14 @@ def fake_factory(
         return FakeTransport(host.name, scripts.setdefault(host.name, Script()), sent)
 
     return factory
+
+
+def make_engine(
+    inventory: Inventory,
+    pool: ConnectionPool,
+    options: EngineOptions | None = None,
+    gate: Gate | None = None,
+) -> Engine:
+    """An engine with no audit and, unless given, a gate that admits every fix."""
+    parts = EngineParts(inventory, pool, gate or OpenGate(), NoAudit())
+    return Engine(parts, options or EngineOptions())

@@ -12,13 +12,15 @@ import pytest
 from oorfix.inventory.core import load_inventory
 from oorfix.inventory.hosts import Host
 from oorfix.redact import Command
-from oorfix.results import CommandResult, Outcome
+from oorfix.results import CommandResult, Outcome, RunMode
 from oorfix.run.batch import BatchItem, new_marker, parse, script
-from oorfix.run.engine import Engine, EngineOptions
+from oorfix.run.engine import EngineOptions
 from oorfix.run.planner import plan_run
 from oorfix.run.pool import ConnectionPool
 from oorfix.runbook.loader import load_runbook
 from oorfix.transport import ConnectOptions, open_transport
+
+from .fakes import make_engine
 
 
 def run_batch(items: list[BatchItem]) -> list[CommandResult | None]:
@@ -113,7 +115,9 @@ def test_engine_runs_all_plain_checks_of_a_host_in_one_round_trip(
     ]
     planned = plan_run(runbooks, inventory, {})
     CountingTransport.calls = []
-    engine = Engine(inventory, ConnectionPool(CountingTransport), EngineOptions(dry_run=True))
+    engine = make_engine(
+        inventory, ConnectionPool(CountingTransport), EngineOptions(mode=RunMode.DRY_RUN)
+    )
     result = engine.run([p.job for p in planned])
     statuses = [r.status for r in result.results]
     assert statuses == [Outcome.HEALTHY] * 3 + [Outcome.WOULD_FIX]
@@ -142,7 +146,7 @@ def test_checks_taken_before_a_fix_are_taken_again_after_it(
         )
     )
     planned = plan_run([first, second], inventory, {})
-    engine = Engine(inventory, ConnectionPool(CountingTransport), EngineOptions())
+    engine = make_engine(inventory, ConnectionPool(CountingTransport))
     result = engine.run([p.job for p in planned])
     # b's check was batched with a's before a's fix; it must see the fixed host, not the old one.
     assert [r.status for r in result.results] == [Outcome.FIXED, Outcome.HEALTHY]

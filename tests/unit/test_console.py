@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from oorfix.output.console import ConsoleObserver, fault_matrix, make_console
-from oorfix.results import HostResult, Outcome, RunResult, utcnow
+from oorfix.results import HostResult, Outcome, RunMode, RunResult, utcnow
 
 
 def _result(host: str, fault: str, status: Outcome, runbook: str = "rb") -> HostResult:
@@ -50,13 +50,13 @@ def test_no_color_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_fault_matrix_shows_the_worst_cell_and_dots_where_no_runbook_applies() -> None:
     now = utcnow()
-    run = RunResult("r", now, now, False)
-    run.results = [
+    results = (
         _result("h1", "software.crash", Outcome.HEALTHY, "a"),
         _result("h1", "software.crash", Outcome.WOULD_FIX, "b"),
         _result("h2", "software.crash", Outcome.UNREACHABLE, "a"),
         _result("h1", "hardware.power", Outcome.HEALTHY, "c"),
-    ]
+    )
+    run = RunResult("r", now, now, RunMode.DETECT, results)
     console = Console(file=io.StringIO(), force_terminal=False, width=120)
     console.print(fault_matrix(run))
     rows = [" ".join(line.replace("│", " ").split()) for line in _render(console).splitlines()]

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
 
 from oorfix.inventory.core import Inventory
-from oorfix.results import ExitCode, Outcome, Phase, RunResult, StepStatus
-from oorfix.run.engine import Engine, EngineOptions
+from oorfix.results import ExitCode, HostResult, Outcome, Phase, RunMode, RunResult, StepStatus
+from oorfix.run.engine import Engine, EngineOptions, EngineParts
 from oorfix.run.planner import plan_run
 from oorfix.run.pool import ConnectionPool
 from oorfix.runbook.loader import LoadedRunbook
+from oorfix.safety.audit import NoAudit
+from oorfix.safety.gates import OpenGate
 
-from .fakes import Reply, Script, fake_factory
+from .fakes import Reply, Script, fake_factory, make_engine
 
 RUNBOOK = """
 name: api-down
@@ -41,17 +44,14 @@ def run(
     inventory: Inventory,
     loaded: LoadedRunbook,
     scripts: dict[str, Script],
-    dry_run: bool = False,
+    mode: RunMode = RunMode.FIX,
     limit: str | None = None,
     extra: dict[str, str] | None = None,
 ) -> tuple[RunResult, Sent]:
     sent: Sent = []
     planned = plan_run([loaded], inventory, extra or {}, limit)
-    engine = Engine(
-        inventory,
-        ConnectionPool(fake_factory(scripts, sent)),
-        EngineOptions(forks=4, dry_run=dry_run, sleep=lambda _: None),
-    )
+    options = EngineOptions(forks=4, mode=mode, sleep=lambda _: None)
+    engine = make_engine(inventory, ConnectionPool(fake_factory(scripts, sent)), options)
     return engine.run([p.job for p in planned]), sent
 
 
@@ -66,12 +66,74 @@ def api_down(runbook: Callable[[str], LoadedRunbook]) -> LoadedRunbook:
     return runbook(RUNBOOK)
 
 
-def test_healthy_host_runs_only_detect(inventory: Inventory, api_down: LoadedRunbook) -> None:
-    scripts = {"api-1": Script().on("check-health")}
-    result, sent = run(inventory, api_down, scripts, limit="api-1")
-    assert [r.status for r in result.results] == [Outcome.HEALTHY]
-    assert [text for _, text, _ in sent] == ["check-health 8080"]
-    assert result.exit_code() is ExitCode.OK
+# One host, the api-down runbook: what the host answers -> what was sent, the outcome, and
+# how the reason starts.
+OUTCOMES = [
+    pytest.param(
+        Script().on("check-health"),
+        ["check-health 8080"],
+        (Outcome.HEALTHY, None, ExitCode.OK),
+        id="healthy host: only detect",
+    ),
+    pytest.param(
+        Script()
+        .on("check-health", Reply(rc=7))
+        .on("collect-logs")
+        .on("restart-api", Reply(rc=1, stderr="unit not found"))
+        .on("undo"),
+        ["check-health 8080", "collect-logs", "restart-api", "undo-restart"],
+        (
+            Outcome.FAILED,
+            "remediation step 'restart-api' failed: exit status 1, expected 0",
+            ExitCode.FAULT,
+        ),
+        id="failed remediation: no verify, rollback",
+    ),
+    pytest.param(
+        Script().on("check-health", Reply(rc=124, timed_out=True)),
+        ["check-health 8080"],
+        (Outcome.ERROR, "health: timed out after", ExitCode.FAULT),
+        id="detect timeout: an error, not a fault",
+    ),
+    pytest.param(
+        # Nothing is remediated on a reading that means nothing.
+        Script().on("check-health", Reply(rc=None)),
+        ["check-health 8080"],
+        (Outcome.ERROR, "health: no exit status (the session ended without one)", ExitCode.FAULT),
+        id="no exit status: an error, not a fault",
+    ),
+    pytest.param(
+        Script().on("check-health", Reply(rc=7)).on("collect").on("restart").on("undo"),
+        ["check-health 8080", "collect-logs", "restart-api"]
+        + ["check-health 8080"] * 3
+        + ["undo-restart"],
+        (
+            Outcome.FAILED,
+            "still faulty after 3 verification attempt(s): health: exit status 7, expected 0",
+            ExitCode.FAULT,
+        ),
+        id="fix does not verify: attempts named, rollback",
+    ),
+]
+
+
+@pytest.mark.parametrize(("script", "sent_commands", "ending"), OUTCOMES)
+def test_outcomes(
+    inventory: Inventory,
+    api_down: LoadedRunbook,
+    script: Script,
+    sent_commands: list[str],
+    ending: tuple[Outcome, str | None, ExitCode],
+) -> None:
+    result, sent = run(inventory, api_down, {"api-1": script}, limit="api-1")
+    host = result.results[0]
+    assert [text for _, text, _ in sent] == sent_commands
+    outcome, reason, exit_code = ending
+    assert (host.status, result.exit_code()) == (outcome, exit_code)
+    if reason is None:
+        assert host.error is None
+    else:
+        assert (host.error or "").startswith(reason)
 
 
 def test_fault_is_fixed_and_verified(inventory: Inventory, api_down: LoadedRunbook) -> None:
@@ -105,7 +167,7 @@ def test_fault_is_fixed_and_verified(inventory: Inventory, api_down: LoadedRunbo
 
 def test_dry_run_sends_no_mutating_command(inventory: Inventory, api_down: LoadedRunbook) -> None:
     script = Script().on("check-health", Reply(rc=7)).on("collect-logs")
-    result, sent = run(inventory, api_down, {"api-1": script}, dry_run=True, limit="api-1")
+    result, sent = run(inventory, api_down, {"api-1": script}, mode=RunMode.DRY_RUN, limit="api-1")
     host = result.results[0]
     assert host.status is Outcome.WOULD_FIX
     assert [t for _, t, _ in sent] == ["check-health 8080", "collect-logs"]
@@ -131,27 +193,6 @@ def test_fix_that_does_not_verify_rolls_back_and_escalates(
     assert result.exit_code() is ExitCode.FAULT
 
 
-def test_failed_remediation_skips_verify(inventory: Inventory, api_down: LoadedRunbook) -> None:
-    script = (
-        Script()
-        .on("check-health", Reply(rc=7))
-        .on("collect-logs")
-        .on("restart-api", Reply(rc=1, stderr="unit not found"))
-        .on("undo")
-    )
-    result, sent = run(inventory, api_down, {"api-1": script}, limit="api-1")
-    host = result.results[0]
-    assert host.status is Outcome.FAILED
-    assert [t for _, t, _ in sent] == [
-        "check-health 8080",
-        "collect-logs",
-        "restart-api",
-        "undo-restart",
-    ]
-    assert "restart-api" in (host.error or "")
-    assert "exit status 1" in (host.error or "")
-
-
 def test_unreachable_host_does_not_stop_others(
     inventory: Inventory, api_down: LoadedRunbook
 ) -> None:
@@ -166,18 +207,6 @@ def test_unreachable_host_does_not_stop_others(
     ]
     assert result.results[0].error == "connection refused"
     assert result.exit_code() is ExitCode.UNREACHABLE
-
-
-def test_detect_timeout_is_an_error_not_a_fault(
-    inventory: Inventory, api_down: LoadedRunbook
-) -> None:
-    script = Script().on("check-health", Reply(rc=124, timed_out=True))
-    result, sent = run(inventory, api_down, {"api-1": script}, limit="api-1")
-    host = result.results[0]
-    assert host.status is Outcome.ERROR
-    assert "timed out" in (host.error or "")
-    assert len(sent) == 1
-    assert result.exit_code() is ExitCode.FAULT
 
 
 def test_lost_connection_during_fix_is_an_error(
@@ -324,7 +353,6 @@ def test_abort_starts_no_new_step_and_no_rollback(
     sent: Sent = []
     planned = plan_run([api_down], inventory, {}, "api-1")
     scripts = {"api-1": Script().on("check-health", Reply(rc=7)).on("collect-logs")}
-    engine = Engine(inventory, ConnectionPool(fake_factory(scripts, sent)), EngineOptions())
 
     class AbortAfterDetect:
         def job_started(self, job: object) -> None: ...
@@ -332,7 +360,8 @@ def test_abort_starts_no_new_step_and_no_rollback(
         def step_finished(self, job: object, step: object) -> None:
             engine.abort()  # Ctrl-C while the first step runs
 
-    engine.observer = AbortAfterDetect()
+    pool = ConnectionPool(fake_factory(scripts, sent))
+    engine = Engine(EngineParts(inventory, pool, OpenGate(), NoAudit(), AbortAfterDetect()))
     result = engine.run([p.job for p in planned])
     host = result.results[0]
     assert [t for _, t, _ in sent] == ["check-health 8080"]  # no evidence, fix or rollback
@@ -347,7 +376,7 @@ def test_jobs_not_started_after_abort_are_recorded_as_skipped(
 ) -> None:
     sent: Sent = []
     planned = plan_run([api_down], inventory, {})
-    engine = Engine(inventory, ConnectionPool(fake_factory({}, sent)), EngineOptions(forks=1))
+    engine = make_engine(inventory, ConnectionPool(fake_factory({}, sent)), EngineOptions(forks=1))
     engine.abort()
     result = engine.run([p.job for p in planned])
     assert [(r.host, r.status) for r in result.results] == [
@@ -387,27 +416,6 @@ def test_lost_on_host_does_not_blame_the_job_host(
     assert ("lb-1", "drain api-2", False) in sent
 
 
-def test_no_exit_status_is_an_error_not_a_fault(
-    inventory: Inventory, api_down: LoadedRunbook
-) -> None:
-    script = Script().on("check-health", Reply(rc=None))
-    result, sent = run(inventory, api_down, {"api-1": script}, limit="api-1")
-    host = result.results[0]
-    assert host.status is Outcome.ERROR
-    assert host.error == "health: no exit status (the session ended without one)"
-    assert len(sent) == 1  # nothing was remediated on a reading that means nothing
-
-
-def test_verify_failure_names_the_check_and_attempts(
-    inventory: Inventory, api_down: LoadedRunbook
-) -> None:
-    script = Script().on("check-health", Reply(rc=7)).on("collect").on("restart").on("undo")
-    result, _ = run(inventory, api_down, {"api-1": script}, limit="api-1")
-    assert result.results[0].error == (
-        "still faulty after 3 verification attempt(s): health: exit status 7, expected 0"
-    )
-
-
 def test_escalate_always_reports_a_verified_fix(
     inventory: Inventory, runbook: Callable[[str], LoadedRunbook]
 ) -> None:
@@ -445,7 +453,7 @@ def test_dry_run_plans_steps_that_depend_on_planned_ones(
         """
     )
     scripts = {"api-1": Script().on("probe", Reply(rc=1))}
-    result, sent = run(inventory, loaded, scripts, dry_run=True)
+    result, sent = run(inventory, loaded, scripts, mode=RunMode.DRY_RUN)
     steps = [(s.status, s.command, s.reason) for s in result.results[0].steps[1:]]
     assert steps == [
         (StepStatus.PLANNED, "stop-it", None),
@@ -461,15 +469,28 @@ def test_dry_run_plans_steps_that_depend_on_planned_ones(
 def test_a_tripped_breaker_stops_the_fixes_of_hosts_already_running(
     inventory: Inventory, api_down: LoadedRunbook
 ) -> None:
+    # Ordered by events, not by timing: api-1's fix fails only once api-2 has started, and
+    # api-2's fault is confirmed only once api-1 has its outcome (and so tripped the breaker).
+    api2_started, api1_done = threading.Event(), threading.Event()
+
+    class SignalApi1Done:
+        def job_started(self, job: object) -> None: ...
+        def step_finished(self, job: object, step: object) -> None: ...
+        def job_finished(self, result: HostResult) -> None:
+            if result.host == "api-1":
+                api1_done.set()
+
     sent: Sent = []
     scripts = {
-        "api-1": Script().on("check-health", Reply(rc=7)).on("collect").on("restart", Reply(rc=1))
-        .on("undo"),
-        "api-2": Script().on("check-health", Reply(rc=7, delay=0.5)).on("collect").on("restart"),
+        "api-1": Script().on("check-health", Reply(rc=7)).on("collect")
+        .on("restart", Reply(rc=1, wait_for=api2_started)).on("undo"),
+        "api-2": Script().on("check-health", Reply(rc=7, arrived=api2_started, wait_for=api1_done))
+        .on("collect").on("restart"),
     }  # fmt: skip
     planned = plan_run([api_down], inventory, {})
     options = EngineOptions(forks=2, max_fail_percent=0, sleep=lambda _: None)
-    engine = Engine(inventory, ConnectionPool(fake_factory(scripts, sent)), options)
+    pool = ConnectionPool(fake_factory(scripts, sent))
+    engine = Engine(EngineParts(inventory, pool, OpenGate(), NoAudit(), SignalApi1Done()), options)
     result = engine.run([p.job for p in planned])
     first, second = result.results
     assert first.status is Outcome.FAILED

@@ -14,10 +14,12 @@ from oorfix.inventory.core import Inventory, load_inventory
 from oorfix.inventory.hosts import Host
 from oorfix.redact import Command
 from oorfix.results import CommandResult, Outcome, RunResult
-from oorfix.run.engine import Engine, EngineOptions
+from oorfix.run.engine import EngineOptions
 from oorfix.run.planner import plan_run
 from oorfix.run.pool import ConnectionPool
 from oorfix.runbook.loader import LoadedRunbook
+
+from .fakes import make_engine
 
 HOSTS = [f"api-{n:02d}" for n in range(1, 11)]
 RUN_SECONDS = 0.05
@@ -102,7 +104,7 @@ def run(fleet: Fleet, meter: Meter, forks: int, refused: frozenset[str] = frozen
 
     jobs = [p.job for p in plan_run([fleet.loaded], fleet.inventory, {})]
     assert sorted(j.host.name for j in jobs) == HOSTS
-    engine = Engine(
+    engine = make_engine(
         fleet.inventory, ConnectionPool(factory), EngineOptions(forks=forks, sleep=lambda _: None)
     )
     return engine.run(jobs)
@@ -133,6 +135,6 @@ def test_an_unreachable_host_does_not_stop_the_others(
     for host in result.results:
         if host.host in refused:
             assert host.error == "connection refused by the fake"
-            assert host.steps == []
+            assert host.steps == ()
     assert sorted(meter.ran) == sorted(set(HOSTS) - refused)
     assert sorted(meter.connects) == HOSTS  # each host is tried exactly once
