@@ -300,6 +300,13 @@ class Engine:
                 results.update(done)
 
     def _run_host(self, jobs: list[tuple[int, Job]]) -> dict[int, HostResult]:
+        try:
+            return self._run_host_jobs(jobs)
+        finally:
+            # Connections are bounded by --forks, not by the size of the fleet.
+            self.pool.release(jobs[0][1].host)
+
+    def _run_host_jobs(self, jobs: list[tuple[int, Job]]) -> dict[int, HostResult]:
         done: dict[int, HostResult] = {}
         prefetched = self._prefetch([job for _, job in jobs])
         for position, (index, job) in enumerate(jobs):

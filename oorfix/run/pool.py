@@ -1,9 +1,16 @@
-"""One connection per host for the whole run, opened on first use and shared by threads."""
+"""One connection per host, opened on first use, shared by threads, closed when done.
+
+A host's connection is released when the host's own jobs are done, so open connections are
+bounded by ``--forks`` rather than by the size of the fleet. A host can also be the target of
+other hosts' steps (``on: lb``): such a step leases the connection, and a release while it is
+leased closes it only when the last lease ends.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from oorfix.errors import ConnectError
@@ -18,6 +25,14 @@ class _Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
     transport: Transport | None = None
     error: ConnectError | None = None
+    leases: int = 0
+    released: bool = False
+
+    def close(self) -> None:
+        """Close the transport (the caller holds ``lock``)."""
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
 
 
 class ConnectionPool:
@@ -36,6 +51,7 @@ class ConnectionPool:
         """The host's open transport; raises the ConnectError of its (first) failed connect."""
         entry = self._entry(host.name)
         with entry.lock:
+            entry.released = False
             if entry.transport is not None:
                 return entry.transport
             if entry.error is not None:
@@ -50,13 +66,34 @@ class ConnectionPool:
             entry.transport = transport
             return transport
 
+    @contextmanager
+    def lease(self, host: Host) -> Iterator[Transport]:
+        """The host's transport, kept open until the lease ends even if it is released."""
+        transport = self.get(host)
+        entry = self._entry(host.name)
+        with entry.lock:
+            entry.leases += 1
+        try:
+            yield transport
+        finally:
+            with entry.lock:
+                entry.leases -= 1
+                if entry.released and entry.leases == 0:
+                    entry.close()
+
+    def release(self, host: Host) -> None:
+        """The host's own jobs are done: close its transport once no lease holds it."""
+        entry = self._entry(host.name)
+        with entry.lock:
+            entry.released = True
+            if entry.leases == 0:
+                entry.close()
+
     def discard(self, host: Host) -> None:
         """Close and forget a host's transport (after its connection was lost)."""
         entry = self._entry(host.name)
         with entry.lock:
-            if entry.transport is not None:
-                entry.transport.close()
-            entry.transport = None
+            entry.close()
 
     def close(self) -> None:
         """Close every open transport."""
@@ -64,6 +101,4 @@ class ConnectionPool:
             entries = list(self._entries.values())
         for entry in entries:
             with entry.lock:
-                if entry.transport is not None:
-                    entry.transport.close()
-                    entry.transport = None
+                entry.close()

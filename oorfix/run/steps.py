@@ -24,6 +24,7 @@ from oorfix.run.render import Deferred, RenderedStep, is_mutating, render_step
 from oorfix.runbook import templating
 from oorfix.runbook.actions import ActionError
 from oorfix.runbook.models import Step
+from oorfix.transport.base import Transport
 
 SKIPPED_REGISTER: dict[str, Any] = {
     "rc": None,
@@ -156,13 +157,18 @@ class StepExecutor:
         return result
 
     def _run_one(self, rendered: RenderedStep, target: Host, context: dict[str, Any]) -> StepResult:
-        other = target.name if target.name != self.job.host.name else None
         try:
-            transport = self.scope.pool.get(target)
-        except ConnectError as exc:
-            if other is None:
+            with self.scope.pool.lease(target) as transport:
+                return self._send(rendered, transport, target, context)
+        except ConnectError as exc:  # the lease could not connect; _send maps its own errors
+            if target.name == self.job.host.name:
                 raise
-            return self._failed_to_reach(rendered, other, exc)
+            return self._failed_to_reach(rendered, target.name, exc)
+
+    def _send(
+        self, rendered: RenderedStep, transport: Transport, target: Host, context: dict[str, Any]
+    ) -> StepResult:
+        other = target.name if target.name != self.job.host.name else None
         started = utcnow()
         given = self.given.pop(id(rendered.step), None) if other is None else None
         pending = self.scope.trail.before(self.job, rendered, target)

@@ -1,10 +1,10 @@
-"""The engine's host pool: ``--forks`` bounds how many hosts run at once, and one host that
-cannot be reached becomes that host's result without stopping the others."""
+"""The engine's host pool: ``--forks`` bounds how many hosts run at once and how many
+connections are open, and one host that cannot be reached becomes that host's result without
+stopping the others."""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,6 @@ from oorfix.runbook.loader import LoadedRunbook
 from .fakes import make_engine
 
 HOSTS = [f"api-{n:02d}" for n in range(1, 11)]
-RUN_SECONDS = 0.05
 
 RUNBOOK = """
 name: api-check
@@ -38,19 +37,38 @@ remediate:
 
 @dataclass
 class Meter:
-    """Counts the ``run`` calls in progress across every transport, and the most at once."""
+    """Counts the ``run`` calls in progress and the open connections, and the most of each.
 
+    The first ``together`` commands wait for each other at a barrier, so the test proves that
+    that many run at once without relying on how threads happen to be scheduled.
+    """
+
+    together: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     running: int = 0
     most: int = 0
+    open: int = 0
+    most_open: int = 0
     ran: list[str] = field(default_factory=list)
     connects: list[str] = field(default_factory=list)
+    barrier: threading.Barrier = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.barrier = threading.Barrier(self.together)
 
     def enter(self, host: str) -> None:
         with self.lock:
             self.running += 1
             self.most = max(self.most, self.running)
             self.ran.append(host)
+            first = len(self.ran) <= self.together
+        if first:
+            self.barrier.wait(timeout=60)
+
+    def opened(self, change: int) -> None:
+        with self.lock:
+            self.open += change
+            self.most_open = max(self.most_open, self.open)
 
     def leave(self) -> None:
         with self.lock:
@@ -59,7 +77,7 @@ class Meter:
 
 @dataclass
 class SlowTransport:
-    """A Transport whose every command passes after RUN_SECONDS; ``refuse`` fails connect."""
+    """A Transport whose every command passes; ``refuse`` fails connect."""
 
     name: str
     meter: Meter
@@ -72,17 +90,17 @@ class SlowTransport:
         if self.refuse:
             raise ConnectError(self.name, "connection refused by the fake")
         self.connected = True
+        self.meter.opened(+1)
 
     def run(self, command: Command, *, timeout: float, sudo: bool = False) -> CommandResult:
         assert self.connected, "run() before connect()"
         self.meter.enter(self.name)
-        try:
-            time.sleep(RUN_SECONDS)
-        finally:
-            self.meter.leave()
+        self.meter.leave()
         return CommandResult(command=str(command), rc=0)
 
     def close(self) -> None:
+        if self.connected:
+            self.meter.opened(-1)
         self.connected = False
 
 
@@ -113,9 +131,12 @@ def run(fleet: Fleet, meter: Meter, forks: int, refused: frozenset[str] = frozen
 def test_forks_bounds_how_many_hosts_run_at_once(
     write: Callable[[str, str], Path], runbook: Callable[[str], LoadedRunbook]
 ) -> None:
-    meter = Meter()
+    meter = Meter(together=3)
     result = run(fleet(write, runbook), meter, forks=3)
     assert meter.most == 3
+    # A host's connection closes when its jobs are done: open connections stay within forks.
+    assert meter.most_open == 3
+    assert meter.open == 0
     assert sorted(r.host for r in result.results) == HOSTS
     assert {r.status for r in result.results} == {Outcome.HEALTHY}
     assert sorted(meter.ran) == HOSTS  # one detect command per host, nothing more
@@ -124,7 +145,7 @@ def test_forks_bounds_how_many_hosts_run_at_once(
 def test_an_unreachable_host_does_not_stop_the_others(
     write: Callable[[str, str], Path], runbook: Callable[[str], LoadedRunbook]
 ) -> None:
-    meter = Meter()
+    meter = Meter(together=1)
     refused = frozenset({"api-01", "api-05", "api-10"})
     result = run(fleet(write, runbook), meter, forks=3, refused=refused)
     statuses = {r.host: r.status for r in result.results}
@@ -138,3 +159,29 @@ def test_an_unreachable_host_does_not_stop_the_others(
             assert host.steps == ()
     assert sorted(meter.ran) == sorted(set(HOSTS) - refused)
     assert sorted(meter.connects) == HOSTS  # each host is tried exactly once
+
+
+def test_a_released_connection_stays_open_until_its_last_lease_ends() -> None:
+    meter = Meter(together=1)
+    pool = ConnectionPool(lambda host: SlowTransport(host.name, meter))
+    lb = Host("lb-1")
+    with pool.lease(lb) as transport:
+        pool.release(lb)  # lb-1's own jobs are done while another host's step runs on it
+        assert transport.run(Command("drain"), timeout=5).rc == 0
+        assert meter.open == 1
+    assert meter.open == 0
+    pool.release(lb)  # releasing again is harmless
+    assert meter.connects == ["lb-1"]
+
+
+def test_a_released_connection_reopens_when_needed_again() -> None:
+    meter = Meter(together=1)
+    pool = ConnectionPool(lambda host: SlowTransport(host.name, meter))
+    host = Host("api-01")
+    pool.get(host)
+    pool.release(host)
+    assert meter.open == 0
+    pool.get(host)
+    assert (meter.open, meter.connects) == (1, ["api-01", "api-01"])
+    pool.close()
+    assert meter.open == 0
