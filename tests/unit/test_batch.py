@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from oorfix.inventory.core import load_inventory
 from oorfix.inventory.hosts import Host
 from oorfix.redact import Command
 from oorfix.results import CommandResult, Outcome, RunMode
-from oorfix.run.batch import BatchItem, new_marker, parse, script
+from oorfix.run.batch_script import BatchItem, new_marker, parse, script, stop_command
 from oorfix.run.engine import EngineOptions
 from oorfix.run.planner import plan_run
 from oorfix.run.pool import ConnectionPool
@@ -66,12 +67,52 @@ def test_output_is_bounded_and_counted() -> None:
     )
 
 
-def test_a_frame_cut_short_leaves_that_check_to_run_alone() -> None:
-    items = [BatchItem(Command("true"), 5), BatchItem(Command("true"), 5)]
+def test_output_cut_short_leaves_the_checks_it_cut_to_run_alone() -> None:
+    # Enough output that the base64 of the second check starts on a later line than the first.
+    items = [BatchItem(Command("echo one"), 5), BatchItem(Command("head -c 3000 /dev/zero"), 5)]
     marker = new_marker()
     done = subprocess.run(["sh", "-c", script(items, marker)], capture_output=True, check=True)
-    first_line = done.stdout.decode().splitlines()[0]
-    assert [r is not None for r in parse(items, first_line, marker)] == [True, False]
+    lines = done.stdout.decode().splitlines()
+    data = lines.index(f"@@oorfix-batch {marker} data")
+    # As bounded capture shows a cut: the head, a marker line, the tail.
+    cut = [*lines[: data + 2], "[... 4000 bytes omitted ...]", *lines[-2:]]
+    assert [r is not None for r in parse(items, "\n".join(cut), marker)] == [True, False]
+    assert [r is not None for r in parse(items, "\n".join(lines), marker)] == [True, True]
+
+
+def test_a_stopped_batch_reports_the_checks_it_ran() -> None:
+    marker = new_marker()
+    stop = stop_command(marker).text
+    items = [BatchItem(Command(stop), 5), BatchItem(Command("echo never"), 5)]
+    done = subprocess.run(["sh", "-c", script(items, marker)], capture_output=True, check=True)
+    first, second = parse(items, done.stdout.decode(), marker)
+    assert first is not None
+    assert first.rc == 0
+    assert second is None
+
+
+def test_a_batch_forks_no_helper_process_per_check(tmp_path: Path) -> None:
+    # Every command the script runs is looked up on PATH; log each one to count them.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "log"
+    for tool in ("timeout", "date", "wc", "truncate", "cat", "base64", "head", "tr", "sh"):
+        real = shutil.which(tool)
+        assert real is not None
+        (bindir / tool).write_text(f'#!/bin/sh\necho {tool} >>{log}\nexec {real} "$@"\n')
+        (bindir / tool).chmod(0o755)
+    items = [BatchItem(Command("true"), 5) for _ in range(10)]
+    marker = new_marker()
+    env = {"PATH": f"{bindir}:/usr/bin:/bin"}
+    done = subprocess.run(
+        ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
+    )
+    assert all(r is not None for r in parse(items, done.stdout.decode(), marker))
+    ran = log.read_text().split()
+    # Per check: its time limit and the shell that runs it; per batch: five helpers.
+    assert sorted(set(ran)) == ["base64", "cat", "date", "sh", "timeout", "truncate", "wc"]
+    assert (ran.count("timeout"), ran.count("sh")) == (10, 10)
+    assert len(ran) == 2 * 10 + 5
 
 
 class CountingTransport:
