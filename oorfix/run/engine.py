@@ -1,9 +1,9 @@
-"""The engine: the only place phases are sequenced, hosts run in parallel.
+"""The engine: the one that runs jobs across hosts, for every entry point.
 
-Per job: detect -> healthy, or evidence -> remediate -> verify -> fixed, or rollback ->
-escalate -> failed. Unreachable and error end a job early; would_fix ends a dry-run.
-Each host's jobs run one after the other on the host's one connection; hosts run in a
-bounded thread pool, and one host's trouble becomes that host's result, never the run's.
+Hosts run in a bounded thread pool, in rolling batches, behind the circuit breaker; each
+host's jobs run one after the other on the host's one connection, whose plain detect checks
+go first in one round trip (``batch``). A job's phases are ``flow``; one host's trouble
+becomes that host's result, never the run's.
 """
 
 from __future__ import annotations
