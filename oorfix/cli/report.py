@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.markup import escape
@@ -14,14 +13,14 @@ from oorfix.cli.common import input_errors_exit
 from oorfix.errors import InputError
 from oorfix.output.console import make_console
 from oorfix.output.history import RunSummary, list_runs, load_run
-from oorfix.output.record import write_record
+from oorfix.output.record import RunRecord, write_record
 from oorfix.output.reports import format_when, outcome_counts
 from oorfix.output.reports.html import html_report
 from oorfix.output.reports.junit import junit_xml
 from oorfix.output.reports.markdown import markdown_report
 from oorfix.safety.state import StateDir, default_state_dir
 
-RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+RENDERERS: dict[str, Callable[[RunRecord], str]] = {
     "md": markdown_report,
     "html": html_report,
     "junit": junit_xml,
@@ -37,7 +36,7 @@ state_dir_opt = click.option(
 )
 
 
-def write_junit(record: dict[str, Any], path: Path) -> None:
+def write_junit(record: RunRecord, path: Path) -> None:
     """Write the JUnit XML of a run record to ``path`` (atomically)."""
     write_record(path, junit_xml(record))
 
@@ -65,14 +64,13 @@ def runs_table(found: list[RunSummary]) -> Table:
         table.add_column(column, overflow="fold")
     for run in found:
         what = escape(", ".join(run.runbooks) or "-")
-        code = "?" if run.exit_code is None else str(run.exit_code)
         aborted = ", interrupted" if run.aborted else ""
         table.add_row(
             escape(run.id),
             format_when(run.started),
             escape(run.operator),
             what + (" [dim](dry-run)[/]" if run.dry_run else ""),
-            f"{escape(outcome_counts(run.summary))} [dim](exit {code}{aborted})[/]",
+            f"{escape(outcome_counts(run.summary))} [dim](exit {run.exit_code}{aborted})[/]",
         )
     return table
 

@@ -14,13 +14,16 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from oorfix.errors import InputError
-from oorfix.output.reports import clean, parse_time, runbook_names, step_output
+from oorfix.output.record import HostRecord, RunRecord, StepRecord, as_record, iso_time
+from oorfix.output.reports import clean, runbook_names, step_output
+from oorfix.results import Phase, RunMode
 from oorfix.safety.state import StateDir, safe_name
 
 RECORD = "record.json"
@@ -28,7 +31,6 @@ PLAN = "plan.json"
 EVIDENCE = "evidence"
 _SLUG = re.compile(r"[^a-z0-9]+")
 _SLUG_MAX = 48
-_EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 @dataclass(frozen=True)
@@ -37,29 +39,37 @@ class RunSummary:
 
     id: str
     path: Path
-    started: datetime | None
+    started: datetime
     operator: str
     runbooks: tuple[str, ...]
-    dry_run: bool
+    mode: RunMode
     aborted: bool
-    exit_code: int | None
+    exit_code: int
     summary: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def dry_run(self) -> bool:
+        """Whether the run was a dry-run."""
+        return self.mode is RunMode.DRY_RUN
 
-def run_dir_name(record: dict[str, Any]) -> str:
+
+def run_dir_name(record: RunRecord) -> str:
     """``<start as YYYYmmddTHHMMSSZ>-<run_id>``: names sort in the order runs started."""
-    started = parse_time(record.get("start")) or datetime.now(UTC)
-    stamp = started.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{safe_name(str(record.get('run_id') or 'unknown'))}"
+    stamp = record.start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{safe_name(record.run_id or 'unknown')}"
 
 
-def save_run(state: StateDir, record: dict[str, Any], plan: list[dict[str, Any]] | None) -> Path:
+def save_run(
+    state: StateDir, record: RunRecord | Mapping[str, Any], plan: list[dict[str, Any]] | None
+) -> Path:
     """Store a run's record, plan and evidence files; return the run's directory."""
+    # A mapping is accepted only while the CLI still passes run_dict(...) data: see as_record.
+    record = as_record(record)
     state.ensure()
     target = state.runs / run_dir_name(record)
     tmp = Path(tempfile.mkdtemp(dir=state.runs, prefix=f".tmp-{target.name}-"))
     try:
-        _write_json(tmp / RECORD, record)
+        (tmp / RECORD).write_text(record.to_json(), encoding="utf-8")
         if plan is not None:
             _write_json(tmp / PLAN, plan)
         for relative, text in evidence_files(record).items():
@@ -88,19 +98,17 @@ def _replace_dir(new: Path, target: Path) -> None:
         new.rename(target)
 
 
-def evidence_files(record: dict[str, Any]) -> dict[Path, str]:
+def evidence_files(record: RunRecord) -> dict[Path, str]:
     """Relative path -> text of one file per evidence step of every host result."""
     files: dict[Path, str] = {}
     counters: dict[Path, int] = {}
-    for result in record.get("results") or []:
-        folder = Path(
-            EVIDENCE, safe_name(str(result.get("host"))), safe_name(str(result.get("runbook")))
-        )
-        for step in result.get("steps") or []:
-            if step.get("phase") != "evidence":
+    for result in record.results:
+        folder = Path(EVIDENCE, safe_name(result.host), safe_name(result.runbook))
+        for step in result.steps:
+            if step.phase is not Phase.EVIDENCE:
                 continue
             counters[folder] = counters.get(folder, 0) + 1
-            name = f"{counters[folder]}-{slug(str(step.get('name') or step.get('command')))}.txt"
+            name = f"{counters[folder]}-{slug(step.name or str(step.command))}.txt"
             files[folder / name] = evidence_text(result, step)
     return files
 
@@ -110,22 +118,22 @@ def slug(text: str) -> str:
     return _SLUG.sub("-", text.lower()).strip("-")[:_SLUG_MAX].rstrip("-") or "step"
 
 
-def evidence_text(result: dict[str, Any], step: dict[str, Any]) -> str:
+def evidence_text(result: HostRecord, step: StepRecord) -> str:
     """A header saying where, when and what ran, then stdout and stderr as recorded."""
     header = [
-        f"# host: {clean(result.get('host'))}",
-        f"# runbook: {clean(result.get('runbook'))}",
-        f"# step: {clean(step.get('name'))}",
+        f"# host: {clean(result.host)}",
+        f"# runbook: {clean(result.runbook)}",
+        f"# step: {clean(step.name)}",
     ]
-    if step.get("host"):
-        header.append(f"# ran on: {clean(step['host'])}")
+    if step.host:
+        header.append(f"# ran on: {clean(step.host)}")
     header += [
-        f"# command: {clean(step.get('command'))}",
-        f"# status: {clean(step.get('status'))}, rc={step.get('rc')}",
-        f"# start: {clean(step.get('start'))}  end: {clean(step.get('end'))}",
+        f"# command: {clean(step.command)}",
+        f"# status: {clean(step.status)}, rc={step.rc}",
+        f"# start: {iso_time(step.start)}  end: {iso_time(step.end)}",
     ]
-    if step.get("reason"):
-        header.append(f"# reason: {clean(step['reason'])}")
+    if step.reason:
+        header.append(f"# reason: {clean(step.reason)}")
     return "\n".join(header) + "\n\n" + step_output(step) + "\n"
 
 
@@ -136,7 +144,7 @@ def list_runs(state: StateDir) -> list[RunSummary]:
         record = _read_record(directory)
         if record is not None:
             summaries.append(_summary(directory, record))
-    summaries.sort(key=lambda s: (s.started or _EPOCH, s.path.name), reverse=True)
+    summaries.sort(key=lambda s: (s.started, s.path.name), reverse=True)
     return summaries
 
 
@@ -147,29 +155,26 @@ def _run_dirs(state: StateDir) -> list[Path]:
     return [p for p in state.runs.iterdir() if p.is_dir() and not p.name.startswith(".")]
 
 
-def _read_record(directory: Path) -> dict[str, Any] | None:
+def _read_record(directory: Path) -> RunRecord | None:
     """The record of one run directory; None for a directory that holds no readable record."""
     # A directory someone put there by hand must not break the listing of every other run.
     try:
-        data = json.loads((directory / RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return RunRecord.read(directory / RECORD)
+    except InputError:
         return None
-    return data if isinstance(data, dict) else None
 
 
-def _summary(directory: Path, record: dict[str, Any]) -> RunSummary:
-    exit_code = record.get("exit_code")
-    counts = record.get("summary")
+def _summary(directory: Path, record: RunRecord) -> RunSummary:
     return RunSummary(
-        id=str(record.get("run_id") or directory.name),
+        id=record.run_id or directory.name,
         path=directory,
-        started=parse_time(record.get("start")),
-        operator=str(record.get("operator") or "?"),
+        started=record.start,
+        operator=record.operator or "?",
         runbooks=tuple(runbook_names(record)),
-        dry_run=bool(record.get("dry_run")),
-        aborted=bool(record.get("aborted")),
-        exit_code=exit_code if isinstance(exit_code, int) else None,
-        summary={str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else {},
+        mode=record.mode,
+        aborted=record.aborted,
+        exit_code=record.exit_code,
+        summary=dict(record.summary),
     )
 
 
@@ -199,10 +204,6 @@ def _run_id_of(directory: Path) -> str:
     return directory.name.partition("-")[2]
 
 
-def load_run(state: StateDir, run_id_or_prefix: str) -> dict[str, Any]:
+def load_run(state: StateDir, run_id_or_prefix: str) -> RunRecord:
     """The record of the one stored run whose id starts with ``run_id_or_prefix``."""
-    directory = find_run_dir(state, run_id_or_prefix)
-    record = _read_record(directory)
-    if record is None:
-        raise InputError("cannot read the run record", directory / RECORD)
-    return record
+    return RunRecord.read(find_run_dir(state, run_id_or_prefix) / RECORD)

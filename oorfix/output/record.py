@@ -1,4 +1,10 @@
-"""The run record: every result and every command of a run, as JSON."""
+"""The run record: every result and every command of a run, as typed data and as JSON.
+
+``RunRecord`` both writes the record (``RunRecord.of(run, meta).to_json()``) and reads it
+back (``RunRecord.read(path)``), so ``--json``, the run history and the reports share one
+shape. Its JSON keys are the ones format 1 had, plus ``mode`` (format 2); a format-1 record
+still reads, its mode taken from ``dry_run``.
+"""
 
 from __future__ import annotations
 
@@ -7,61 +13,234 @@ import json
 import os
 import socket
 from collections import Counter
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 from oorfix import __version__
-from oorfix.results import HostResult, Output, RunResult, StepResult
+from oorfix.errors import InputError
+from oorfix.results import (
+    HostResult,
+    Outcome,
+    Output,
+    Phase,
+    RunMode,
+    RunResult,
+    StepResult,
+    StepStatus,
+)
 
-RECORD_FORMAT = 1
+RECORD_FORMAT: Final = 2
+_SHOWN_PROBLEMS = 3  # a damaged record can fail in thousands of places; the first few say enough
 
 
-def _time(value: datetime) -> str:
+def iso_time(value: datetime) -> str:
+    """A time as the record writes it: ISO 8601 with milliseconds and its UTC offset."""
     return value.isoformat(timespec="milliseconds")
 
 
-def _output(prefix: str, output: Output) -> dict[str, Any]:
-    return {
-        prefix: output.text,
-        f"{prefix}_bytes": output.total_bytes,
-        f"{prefix}_truncated": output.truncated,
-    }
+def _to_record_precision(value: datetime) -> datetime:
+    """Milliseconds, as written, so a record read back equals the one that was written."""
+    # A time without an offset can only come from a record edited by hand; oorfix writes UTC.
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.replace(microsecond=aware.microsecond // 1000 * 1000)
 
 
-def step_dict(step: StepResult) -> dict[str, Any]:
-    """One step as JSON-ready data."""
-    return {
-        "phase": str(step.phase),
-        "name": step.name,
-        "status": str(step.status),
-        "host": step.host,
-        "command": step.command,
-        "rc": step.rc,
-        **_output("stdout", step.stdout),
-        **_output("stderr", step.stderr),
-        "timed_out": step.timed_out,
-        "reason": step.reason,
-        "attempt": step.attempt,
-        "start": _time(step.started),
-        "end": _time(step.ended),
-    }
+def _one_or_many(value: object) -> object:
+    """Format-1 records of ``oorfix diagnose`` hold one runbook directory as a string."""
+    return [value] if isinstance(value, str) else value
 
 
-def host_dict(result: HostResult) -> dict[str, Any]:
-    """One host result as JSON-ready data."""
-    return {
-        "host": result.host,
-        "runbook": result.runbook,
-        "fault": result.fault,
-        "status": str(result.status),
-        "error": result.error,
-        "escalation": result.escalation,
-        "notes": result.notes,
-        "start": _time(result.started),
-        "end": _time(result.ended),
-        "steps": [step_dict(s) for s in result.steps],
-    }
+Time = Annotated[
+    datetime,
+    AfterValidator(_to_record_precision),
+    PlainSerializer(iso_time, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+Names = Annotated[tuple[str, ...] | None, BeforeValidator(_one_or_many)]
+Stream = Literal["stdout", "stderr"]
+
+
+class _Record(BaseModel):
+    # Every key is always written, so the schema of the written record requires them all.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_serialization_defaults_required=True
+    )
+
+
+class StepRecord(_Record):
+    """One step of one phase on one host, with its command and captured output."""
+
+    phase: Phase
+    name: str
+    status: StepStatus
+    host: str | None = Field(description="set when the step ran on another host (`on:`)")
+    command: str | None = Field(description="as shown to people: secrets masked")
+    rc: int | None = Field(description="exit status; null when the command did not finish")
+    stdout: str
+    stdout_bytes: int = Field(ge=0)
+    stdout_truncated: bool
+    stderr: str
+    stderr_bytes: int = Field(ge=0)
+    stderr_truncated: bool
+    timed_out: bool
+    reason: str | None = Field(description="why it failed, errored or was skipped")
+    attempt: int = Field(ge=1)
+    start: Time
+    end: Time
+
+    @classmethod
+    def of(cls, step: StepResult) -> StepRecord:
+        """The record of one step result."""
+        return cls(
+            phase=step.phase,
+            name=step.name,
+            status=step.status,
+            host=step.host,
+            command=step.command,
+            rc=step.rc,
+            stdout=step.stdout.text,
+            stdout_bytes=step.stdout.total_bytes,
+            stdout_truncated=step.stdout.truncated,
+            stderr=step.stderr.text,
+            stderr_bytes=step.stderr.total_bytes,
+            stderr_truncated=step.stderr.truncated,
+            timed_out=step.timed_out,
+            reason=step.reason,
+            attempt=step.attempt,
+            start=step.started,
+            end=step.ended,
+        )
+
+    def stream(self, name: Stream) -> Output:
+        """One captured stream as the results hold it: text, total size, whether cut."""
+        if name == "stdout":
+            return Output(self.stdout, self.stdout_bytes, self.stdout_truncated)
+        return Output(self.stderr, self.stderr_bytes, self.stderr_truncated)
+
+
+class HostRecord(_Record):
+    """One runbook on one host: its outcome and every step taken, in run order."""
+
+    host: str
+    runbook: str
+    fault: str
+    status: Outcome
+    error: str | None
+    escalation: str | None
+    notes: tuple[str, ...]
+    start: Time
+    end: Time
+    steps: tuple[StepRecord, ...]
+
+    @classmethod
+    def of(cls, result: HostResult) -> HostRecord:
+        """The record of one host result."""
+        return cls(
+            host=result.host,
+            runbook=result.runbook,
+            fault=result.fault,
+            status=result.status,
+            error=result.error,
+            escalation=result.escalation,
+            notes=result.notes,
+            start=result.started,
+            end=result.ended,
+            steps=tuple(StepRecord.of(s) for s in result.steps),
+        )
+
+
+class RunRecord(_Record):
+    """A whole run: who ran it, how, how it ended, and every host result."""
+
+    format: Literal[2] = Field(description="the record format; 1 had no `mode`")
+    oorfix: str = Field(description="the oorfix version that wrote the record")
+    run_id: str
+    operator: str = Field(description="user@host that ran oorfix")
+    mode: RunMode
+    dry_run: bool = Field(description="mode is dry-run (kept for readers of format 1)")
+    aborted: bool
+    start: Time
+    end: Time
+    exit_code: int
+    summary: dict[str, int] = Field(description="how many host results ended with each status")
+    command: str | None = Field(None, description="the oorfix command, e.g. diagnose")
+    runbooks: Names = Field(None, description="the runbooks asked for on the command line")
+    inventory: str | None = None
+    limit: str | None = None
+    results: tuple[HostRecord, ...]
+
+    @classmethod
+    def of(cls, run: RunResult, meta: Mapping[str, Any] | None = None) -> RunRecord:
+        """The record of a run; ``meta`` may give command, runbooks, inventory and limit."""
+        return cls(
+            format=RECORD_FORMAT,
+            oorfix=__version__,
+            run_id=run.run_id,
+            operator=_operator(),
+            mode=run.mode,
+            dry_run=run.dry_run,
+            aborted=run.aborted,
+            start=run.started,
+            end=run.ended,
+            exit_code=int(run.exit_code()),
+            summary=dict(Counter(str(r.status) for r in run.results)),
+            results=tuple(HostRecord.of(r) for r in run.results),
+            **(meta or {}),
+        )
+
+    @classmethod
+    def parse(cls, text: str | bytes, source: Path | str | None = None) -> RunRecord:
+        """A record from its JSON text; an InputError naming ``source`` if it is not one."""
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            raise InputError(f"cannot read the run record: {_problems(exc)}", source) from None
+
+    @classmethod
+    def read(cls, path: Path) -> RunRecord:
+        """The record stored in the file ``path``; an InputError naming it if it is not one."""
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read the run record: {exc.strerror or exc}", path) from None
+        return cls.parse(text, path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data."""
+        return self.model_dump(mode="json")
+
+    def to_json(self) -> str:
+        """The record as JSON text, as ``--json`` and the run history write it."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        """Read format 1 as format 2: it had no ``mode``, and a run fixed or was a dry-run."""
+        if isinstance(data, dict) and data.get("format") == 1 and "mode" not in data:
+            mode = RunMode.DRY_RUN if data.get("dry_run") is True else RunMode.FIX
+            return {**data, "format": RECORD_FORMAT, "mode": mode}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunRecord:
+        if self.dry_run != (self.mode is RunMode.DRY_RUN):
+            raise ValueError(f"dry_run is {self.dry_run} but mode is {self.mode}")
+        return self
 
 
 def _operator() -> str:
@@ -72,27 +251,51 @@ def _operator() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def run_dict(run: RunResult, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+def _problems(exc: ValidationError) -> str:
+    """The first few problems of a record, each as ``where: what``."""
+    errors = exc.errors(include_url=False)
+    shown = [_problem(e["loc"], e["msg"]) for e in errors[:_SHOWN_PROBLEMS]]
+    more = len(errors) - len(shown)
+    return "; ".join(shown) + (f" (and {more} more)" if more else "")
+
+
+def _problem(loc: Iterable[int | str], message: str) -> str:
+    """``results[0].steps[2].start: message``; keys from the file are shown quoted if odd."""
+    where = ""
+    for part in loc:
+        if isinstance(part, int):
+            where += f"[{part}]"
+        else:
+            # An unknown key is text from the file: repr() shows control characters escaped.
+            name = part if part.isidentifier() else repr(part)
+            where += f".{name}" if where else name
+    return f"{where}: {message}" if where else message
+
+
+def record_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the run record as oorfix writes it, for its readers and CI."""
+    schema = RunRecord.model_json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "oorfix run record"
+    return schema
+
+
+def as_record(record: RunRecord | Mapping[str, Any]) -> RunRecord:
+    """``record`` as a RunRecord; a mapping (``run_dict`` data) is validated into one."""
+    # Compatibility while the CLI still hands run_dict(...) data around; remove with it.
+    if isinstance(record, RunRecord):
+        return record
+    return RunRecord.model_validate(dict(record))
+
+
+def run_dict(run: RunResult, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A whole run as JSON-ready data, with who ran it and how it ended."""
-    return {
-        "format": RECORD_FORMAT,
-        "oorfix": __version__,
-        "run_id": run.run_id,
-        "operator": _operator(),
-        "dry_run": run.dry_run,
-        "aborted": run.aborted,
-        "start": _time(run.started),
-        "end": _time(run.ended),
-        "exit_code": int(run.exit_code()),
-        "summary": dict(Counter(str(r.status) for r in run.results)),
-        **(meta or {}),
-        "results": [host_dict(r) for r in run.results],
-    }
+    return RunRecord.of(run, meta).to_dict()
 
 
-def record_json(run: RunResult, meta: dict[str, Any] | None = None) -> str:
+def record_json(run: RunResult, meta: Mapping[str, Any] | None = None) -> str:
     """The run record as JSON text."""
-    return json.dumps(run_dict(run, meta), indent=2, ensure_ascii=False) + "\n"
+    return RunRecord.of(run, meta).to_json()
 
 
 def write_record(path: Path, data: str) -> None:

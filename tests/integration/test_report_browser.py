@@ -17,20 +17,21 @@ import zlib
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from oorfix.inventory.core import load_inventory
 from oorfix.inventory.hosts import Host
-from oorfix.output.record import run_dict
+from oorfix.output.record import RunRecord
 from oorfix.output.reports.html import html_report
 from oorfix.redact import Command
 from oorfix.results import CommandResult, utcnow
-from oorfix.run.engine import Engine, EngineOptions
+from oorfix.run.engine import Engine, EngineOptions, EngineParts
 from oorfix.run.planner import plan_run
 from oorfix.run.pool import ConnectionPool
 from oorfix.runbook.loader import load_runbook
+from oorfix.safety.audit import NoAudit
+from oorfix.safety.gates import OpenGate
 from tests.unit.fakes import FakeTransport, Reply, Script
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -97,7 +98,7 @@ def scripts() -> dict[str, Script]:
     }
 
 
-def engine_record(tmp_path: Path) -> dict[str, Any]:
+def engine_record(tmp_path: Path) -> RunRecord:
     """Run the real engine over fake hosts and return the run record it makes."""
     (tmp_path / "runbook.yml").write_text(textwrap.dedent(RUNBOOK))
     (tmp_path / "inventory.yml").write_text(textwrap.dedent(INVENTORY))
@@ -109,11 +110,10 @@ def engine_record(tmp_path: Path) -> dict[str, Any]:
     def factory(host: Host) -> SlowFake:
         return SlowFake(host.name, host_scripts[host.name], sent)
 
-    engine = Engine(
-        inventory, ConnectionPool(factory), EngineOptions(forks=4, sleep=lambda _: None)
-    )
+    parts = EngineParts(inventory, ConnectionPool(factory), OpenGate(), NoAudit())
+    engine = Engine(parts, EngineOptions(forks=4, sleep=lambda _: None))
     meta = {"runbooks": ["payment-api-down"], "inventory": "inventory.yml", "limit": None}
-    return run_dict(engine.run([p.job for p in planned]), meta)
+    return RunRecord.of(engine.run([p.job for p in planned]), meta)
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,13 +1,14 @@
 """Reports of a run record: JUnit XML (checked against a JUnit XSD), Markdown and HTML.
 
-Records are made by ``oorfix.output.record.run_dict`` from result objects with chosen times, so the
-reports are tested on exactly the shape ``oorfix run`` writes.
+Records are made by ``RunRecord.of`` from result objects with chosen times, so the reports are
+tested on exactly the record ``oorfix run`` writes.
 """
 
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,12 +19,21 @@ from click.testing import CliRunner
 
 from oorfix.cli.report import report, write_junit
 from oorfix.output.history import save_run
-from oorfix.output.record import run_dict
+from oorfix.output.record import RunRecord
 from oorfix.output.reports import timeline
 from oorfix.output.reports.html import html_report
 from oorfix.output.reports.junit import junit_xml
 from oorfix.output.reports.markdown import fenced, markdown_report
-from oorfix.results import HostResult, Outcome, Output, Phase, RunResult, StepResult, StepStatus
+from oorfix.results import (
+    HostResult,
+    Outcome,
+    Output,
+    Phase,
+    RunMode,
+    RunResult,
+    StepResult,
+    StepStatus,
+)
 from oorfix.safety.state import StateDir
 
 XSD = Path(__file__).with_name("junit.xsd")
@@ -71,7 +81,7 @@ def fixed_result(host: str = "api-1") -> HostResult:
         "api-down",
         "software.service_interruption",
         Outcome.FIXED,
-        steps=[
+        steps=(
             step(Phase.DETECT, "port open", StepStatus.PASSED, 0, 1),
             step(Phase.DETECT, "health", StepStatus.FAILED, 1, 2, reason="exit status 7"),
             step(Phase.DETECT, "disk", StepStatus.FAILED, 2, 3),
@@ -79,7 +89,7 @@ def fixed_result(host: str = "api-1") -> HostResult:
             step(Phase.REMEDIATE, "restart", StepStatus.PASSED, 5, 65, stdout="restarted"),
             step(Phase.VERIFY, "health", StepStatus.FAILED, 66, 67, attempt=1, stderr="refused"),
             step(Phase.VERIFY, "health", StepStatus.PASSED, 186, 187, attempt=2),
-        ],
+        ),
         started=at(0),
         ended=at(188),
     )
@@ -92,14 +102,14 @@ def failed_result() -> HostResult:
         "api-down",
         "software.service_interruption",
         Outcome.FAILED,
-        steps=[
+        steps=(
             step(Phase.DETECT, "health", StepStatus.FAILED, 0, 1, stdout="HTTP 500"),
             step(Phase.EVIDENCE, "journal", StepStatus.PASSED, 1, 2, stdout="disk full"),
             step(Phase.REMEDIATE, "restart", StepStatus.PASSED, 2, 3),
             step(Phase.VERIFY, "health", StepStatus.FAILED, 3, 4, stdout="HTTP 503"),
             step(Phase.ROLLBACK, "undo", StepStatus.PASSED, 4, 5, stdout="rolled back"),
             step(Phase.ESCALATE, "page", StepStatus.PASSED, 5, 6),
-        ],
+        ),
         error="still faulty after 1 verification attempt(s): health: exit status 1",
         escalation="api down on api-2 <b>page</b> someone",
         started=at(0),
@@ -111,12 +121,17 @@ def simple(host: str, status: Outcome, runbook: str = "api-down", **kw: Any) -> 
     return HostResult(host, runbook, "software.crash", status, started=at(0), ended=at(1), **kw)
 
 
-def make_record(*results: HostResult, run_id: str = "abc123def456", **kw: Any) -> dict[str, Any]:
-    run = RunResult(run_id, at(0), at(200), kw.pop("dry_run", False), list(results))
-    return run_dict(run, {"runbooks": ["api-down"], "inventory": "inv.yml", "limit": None})
+def make_record(
+    *results: HostResult,
+    run_id: str = "abc123def456",
+    mode: RunMode = RunMode.FIX,
+    started: datetime = T0,
+) -> RunRecord:
+    run = RunResult(run_id, started, at(200), mode, results)
+    return RunRecord.of(run, {"runbooks": ["api-down"], "inventory": "inv.yml", "limit": None})
 
 
-def every_status_record() -> dict[str, Any]:
+def every_status_record() -> RunRecord:
     extra = [
         simple("api-3", Outcome.HEALTHY),
         simple("api-4", Outcome.UNREACHABLE, error="connection refused"),
@@ -290,8 +305,8 @@ def test_a_fix_carries_its_steps_in_system_out() -> None:
 
 
 def test_control_characters_in_output_still_make_well_formed_xml() -> None:
-    result = simple("h1", Outcome.FAILED, error="bell\x07 and nul\x00", steps=[])
-    result.steps = [step(Phase.EVIDENCE, "e", StepStatus.PASSED, 0, 1, stdout="\x1b[31mred\x1b[0m")]
+    evidence = step(Phase.EVIDENCE, "e", StepStatus.PASSED, 0, 1, stdout="\x1b[31mred\x1b[0m")
+    result = simple("h1", Outcome.FAILED, error="bell\x07 and nul\x00", steps=(evidence,))
     text = junit_xml(make_record(result))
     failure = xml_root(text).find("testsuite/testcase/failure")
     assert failure is not None
@@ -309,7 +324,7 @@ def test_write_junit_writes_the_file(tmp_path: Path) -> None:
 
 
 def test_the_timeline_runs_from_confirmation_to_verification() -> None:
-    line = timeline(make_record(fixed_result())["results"][0])
+    line = timeline(make_record(fixed_result()).results[0])
     assert [e.kind for e in line.events] == [
         "check", "check", "confirmed", "check", "evidence", "fix", "verify", "verify", "verified"
     ]  # fmt: skip
@@ -319,7 +334,7 @@ def test_the_timeline_runs_from_confirmation_to_verification() -> None:
 
 
 def test_a_fault_left_in_place_has_no_time_to_repair() -> None:
-    line = timeline(make_record(failed_result())["results"][0])
+    line = timeline(make_record(failed_result()).results[0])
     assert line.verified_at is None
     assert line.time_to_repair is None
     assert [e.kind for e in line.events][-4:] == ["rollback", "escalate", "escalated", "outcome"]
@@ -350,8 +365,8 @@ def test_markdown_report_tells_the_story_in_order() -> None:
 
 
 def test_markdown_keeps_host_text_out_of_markup() -> None:
-    result = simple("h|1", Outcome.FAILED, error=f"{SCRIPT} | *x*")
-    result.steps = [step(Phase.EVIDENCE, "e", StepStatus.PASSED, 0, 1, stdout="a ```` b")]
+    evidence = step(Phase.EVIDENCE, "e", StepStatus.PASSED, 0, 1, stdout="a ```` b")
+    result = simple("h|1", Outcome.FAILED, error=f"{SCRIPT} | *x*", steps=(evidence,))
     text = markdown_report(make_record(result))
     outside_fences = re.sub(r"(?ms)^ *(`{3,}).*?^ *\1$", "", text)
     assert "<script>" not in outside_fences
@@ -406,17 +421,18 @@ def test_html_report_has_rows_and_timeline_entries_in_order() -> None:
 
 
 def test_reports_of_a_minimal_record_do_not_fail() -> None:
-    for render in (markdown_report, html_report, junit_xml):
-        assert render({})
+    minimal = RunRecord.of(RunResult("", at(0), at(0)))  # no result, no command-line facts
+    assert "nothing run" in markdown_report(minimal)
+    assert "Incident report: no runbook" in html_report(minimal)
+    assert xml_root(junit_xml(minimal)).get("tests") == "0"
 
 
 def test_a_dry_run_shows_the_planned_fix_without_a_start_and_end() -> None:
-    result = simple("h", Outcome.WOULD_FIX)
-    result.steps = [
+    steps = (
         step(Phase.DETECT, "health", StepStatus.FAILED, 0, 1),
         step(Phase.REMEDIATE, "restart", StepStatus.PLANNED, 1, 1, rc=None),
-    ]
-    dry = make_record(result, dry_run=True)
+    )
+    dry = make_record(simple("h", Outcome.WOULD_FIX, steps=steps), mode=RunMode.DRY_RUN)
     text = markdown_report(dry)
     assert "(dry-run: nothing was changed)" in text
     assert "fix: restart (planned)\n  ```text\n  $ restart\n  ```" in text
@@ -426,7 +442,8 @@ def test_a_dry_run_shows_the_planned_fix_without_a_start_and_end() -> None:
 
 def test_long_output_is_cut_to_an_excerpt_that_says_so() -> None:
     result = fixed_result()
-    result.steps[3] = step(Phase.EVIDENCE, "dump", StepStatus.PASSED, 3, 4, stdout="x\n" * 500)
+    dump = step(Phase.EVIDENCE, "dump", StepStatus.PASSED, 3, 4, stdout="x\n" * 500)
+    result = replace(result, steps=(*result.steps[:3], dump, *result.steps[4:]))
     text = markdown_report(make_record(result))
     assert "  x\n" * 40 + "  … 920 more characters in the run record\n" in text
 

@@ -1,26 +1,27 @@
 """What every report of a run record shares: its timeline, times, excerpts and safe text.
 
-A record is the JSON-ready dict of ``oorfix.output.record.run_dict`` (or one read back from the run
-history), so reports work on past runs as well as on the run that just ended. Output from
-hosts is data: each renderer escapes it for its own format; ``clean`` only removes what no
-format can carry (control characters, lone surrogates).
+A record is an ``oorfix.output.record.RunRecord``: made from the run that just ended or read
+back from the run history, so reports work on past runs as well. Output from hosts is data:
+each renderer escapes it for its own format; ``clean`` only removes what no format can carry
+(control characters, lone surrogates).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-Record = dict[str, Any]
+from oorfix.output.record import HostRecord, RunRecord, StepRecord, Stream
+from oorfix.results import Outcome, Phase, StepStatus
 
 # Everything XML 1.0 cannot carry at all, plus the C1 controls and DEL that a terminal would
 # act on; tab, newline and carriage return stay.
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 EXCERPT_LINES = 40
 EXCERPT_CHARS = 4000
+_STREAMS: tuple[Stream, ...] = ("stdout", "stderr")
 
 
 def clean(text: object) -> str:
@@ -31,17 +32,6 @@ def clean(text: object) -> str:
 def _escape_char(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def parse_time(value: object) -> datetime | None:
-    """A recorded ISO 8601 time, or None when it is missing or unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def format_time(value: datetime | None) -> str:
@@ -91,38 +81,38 @@ def excerpt(text: str, max_lines: int = EXCERPT_LINES, max_chars: int = EXCERPT_
     return kept
 
 
-def step_output(step: Record) -> str:
+def step_output(step: StepRecord) -> str:
     """A step's stdout and stderr as recorded, each marked, with truncation noted."""
     parts = []
-    for stream in ("stdout", "stderr"):
-        text = clean(step.get(stream) or "")
-        if step.get(f"{stream}_truncated"):
-            total = step.get(f"{stream}_bytes", "?")
-            text += f"\n[{stream} truncated when captured: {total} bytes in all]"
+    for name in _STREAMS:
+        stream = step.stream(name)
+        text = clean(stream.text)
+        if stream.truncated:
+            text += f"\n[{name} truncated when captured: {stream.total_bytes} bytes in all]"
         if text.strip():
-            parts.append(text if stream == "stdout" else f"[stderr]\n{text}")
+            parts.append(text if name == "stdout" else f"[stderr]\n{text}")
     return "\n".join(p.rstrip("\n") for p in parts)
 
 
-def step_label(step: Record) -> str:
+def step_label(step: StepRecord) -> str:
     """``name`` plus where it ran when that was another host, plus the attempt number."""
-    label = clean(step.get("name") or step.get("command") or "step")
-    if step.get("host"):
-        label += f" (on {clean(step['host'])})"
-    if step.get("phase") == "verify":
-        label = f"attempt {step.get('attempt', 1)}: {label}"
+    label = clean(step.name or step.command or "step")
+    if step.host:
+        label += f" (on {clean(step.host)})"
+    if step.phase is Phase.VERIFY:
+        label = f"attempt {step.attempt}: {label}"
     return label
 
 
-def step_status(step: Record) -> str:
+def step_status(step: StepRecord) -> str:
     """Status, exit status and reason of a step in one short line."""
-    text = clean(step.get("status", "?"))
-    if step.get("rc") is not None:
-        text += f", rc={step['rc']}"
-    if step.get("timed_out"):
+    text = clean(step.status)
+    if step.rc is not None:
+        text += f", rc={step.rc}"
+    if step.timed_out:
         text += ", timed out"
-    if step.get("reason"):
-        text += f": {clean(step['reason'])}"
+    if step.reason:
+        text += f": {clean(step.reason)}"
     return text
 
 
@@ -134,25 +124,27 @@ class Event:
     title: str
     at: datetime | None
     end: datetime | None = None
-    step: Record | None = None
+    step: StepRecord | None = None
     message: str | None = None
 
 
-_STEP_KIND = {"detect": "check", "remediate": "fix"}
+_STEP_KIND = {Phase.DETECT: "check", Phase.REMEDIATE: "fix"}
 MILESTONES = frozenset({"confirmed", "verified"})
 # Kinds whose output belongs in a report even when the step passed.
 _SHOW_OUTPUT = frozenset({"evidence", "fix", "rollback", "escalate"})
+_NOT_RUN = frozenset({StepStatus.PLANNED, StepStatus.SKIPPED})
+_BAD = frozenset({StepStatus.FAILED, StepStatus.ERROR})
 
 
 def shows_span(event: Event) -> bool:
     """Whether an entry shows start and end: a fix step that ran (not planned or skipped)."""
-    ran = event.step is not None and event.step.get("status") not in ("planned", "skipped")
+    ran = event.step is not None and event.step.status not in _NOT_RUN
     return event.kind == "fix" and ran
 
 
 def shows_output(event: Event, output: str) -> bool:
     """Whether a report shows a step's output: evidence and changes always, checks on failure."""
-    failed = event.step is not None and event.step.get("status") in ("failed", "error")
+    failed = event.step is not None and event.step.status in _BAD
     return bool(output and event.kind in _SHOW_OUTPUT) or failed
 
 
@@ -160,7 +152,7 @@ def shows_output(event: Event, output: str) -> bool:
 class Timeline:
     """The story of one runbook on one host, in the order it happened."""
 
-    result: Record
+    result: HostRecord
     events: tuple[Event, ...]
     confirmed_at: datetime | None
     verified_at: datetime | None
@@ -171,12 +163,13 @@ class Timeline:
         return seconds_between(self.confirmed_at, self.verified_at)
 
 
-def timeline(result: Record) -> Timeline:
+def timeline(result: HostRecord) -> Timeline:
     """Build the timeline of one host result from its steps, in record (= run) order."""
-    steps: list[Record] = list(result.get("steps") or [])
-    first_fault = _index(steps, "detect", "failed")
+    steps = result.steps
+    first_fault = _index(steps, Phase.DETECT, StepStatus.FAILED)
     # Verified: the end of the last verification attempt of a host that ended fixed.
-    last_verify = _index(steps, "verify", last=True) if result.get("status") == "fixed" else None
+    fixed = result.status is Outcome.FIXED
+    last_verify = _index(steps, Phase.VERIFY, last=True) if fixed else None
     confirmed, verified = _end_of(steps, first_fault), _end_of(steps, last_verify)
     events: list[Event] = []
     for index, step in enumerate(steps):
@@ -185,67 +178,63 @@ def timeline(result: Record) -> Timeline:
             events.append(Event("confirmed", "fault confirmed", confirmed, step=step))
         if index == last_verify:
             events.append(Event("verified", "fix verified", verified))
-    events.extend(_closing_events(result, steps))
+    events.extend(_closing_events(result))
     return Timeline(result, tuple(events), confirmed, verified)
 
 
 def _index(
-    steps: list[Record], phase: str, status: str | None = None, last: bool = False
+    steps: Sequence[StepRecord],
+    phase: Phase,
+    status: StepStatus | None = None,
+    last: bool = False,
 ) -> int | None:
     """The first (or last) step of ``phase`` (with ``status``), or None."""
     found = [
         i
         for i, s in enumerate(steps)
-        if s.get("phase") == phase and (status is None or s.get("status") == status)
+        if s.phase is phase and (status is None or s.status is status)
     ]
     if not found:
         return None
     return found[-1] if last else found[0]
 
 
-def _end_of(steps: list[Record], index: int | None) -> datetime | None:
-    return parse_time(steps[index].get("end")) if index is not None else None
+def _end_of(steps: Sequence[StepRecord], index: int | None) -> datetime | None:
+    return steps[index].end if index is not None else None
 
 
-def _step_event(step: Record) -> Event:
-    phase = str(step.get("phase", "step"))
-    return Event(
-        _STEP_KIND.get(phase, phase),
-        step_label(step),
-        parse_time(step.get("start")),
-        parse_time(step.get("end")),
-        step,
-    )
+def _step_event(step: StepRecord) -> Event:
+    kind = _STEP_KIND.get(step.phase, str(step.phase))
+    return Event(kind, step_label(step), step.start, step.end, step)
 
 
-def _closing_events(result: Record, steps: list[Record]) -> Iterable[Event]:
+def _closing_events(result: HostRecord) -> Iterable[Event]:
     """Escalation and, unless the outcome speaks for itself, the outcome with its reason."""
-    end = parse_time(result.get("end"))
-    if result.get("escalation"):
-        escalated = [s for s in steps if s.get("phase") == "escalate"]
-        at = parse_time(escalated[-1].get("end")) if escalated else end
-        yield Event("escalated", clean(result["escalation"]), at)
-    for note in result.get("notes") or []:
+    if result.escalation:
+        escalated = [s for s in result.steps if s.phase is Phase.ESCALATE]
+        at = escalated[-1].end if escalated else result.end
+        yield Event("escalated", clean(result.escalation), at)
+    for note in result.notes:
         yield Event("note", "note", None, message=clean(note))
-    status = str(result.get("status", "?"))
-    if status not in ("healthy", "fixed") or result.get("error"):
-        yield Event("outcome", status, end, message=clean(result.get("error") or "") or None)
+    if result.status not in (Outcome.HEALTHY, Outcome.FIXED) or result.error:
+        message = clean(result.error or "") or None
+        yield Event("outcome", str(result.status), result.end, message=message)
 
 
-def run_title(record: Record) -> str:
+def run_title(record: RunRecord) -> str:
     """What the run was about: the runbooks that ran (or were asked for)."""
     return ", ".join(runbook_names(record)) or "no runbook"
 
 
-def runbook_names(record: Record) -> list[str]:
+def runbook_names(record: RunRecord) -> list[str]:
     """The runbooks of the record's results, in order, else the ones given on the command line."""
-    names = [clean(r.get("runbook", "?")) for r in record.get("results") or []]
+    names = [clean(r.runbook) for r in record.results]
     if not names:
-        names = [clean(n) for n in record.get("runbooks") or []]
+        names = [clean(n) for n in record.runbooks or ()]
     return list(dict.fromkeys(names))
 
 
-def outcome_counts(summary: dict[str, int] | None) -> str:
+def outcome_counts(summary: Mapping[str, int] | None) -> str:
     """``2 fixed, 1 failed``, most serious first; ``nothing run`` when empty."""
     order = (
         "failed",
@@ -264,8 +253,8 @@ def outcome_counts(summary: dict[str, int] | None) -> str:
     return ", ".join(f"{n} {s}" for s, n in items) or "nothing run"
 
 
-def result_detail(result: Record) -> str:
+def result_detail(result: HostRecord) -> str:
     """The one line that says why a host ended as it did."""
-    parts = [clean(result.get("error") or ""), clean(result.get("escalation") or "")]
-    parts += [clean(n) for n in result.get("notes") or []]
+    parts = [clean(result.error or ""), clean(result.escalation or "")]
+    parts += [clean(n) for n in result.notes]
     return "; ".join(p for p in parts if p)

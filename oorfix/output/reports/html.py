@@ -11,10 +11,10 @@ from __future__ import annotations
 import html
 from datetime import datetime
 
+from oorfix.output.record import RunRecord, StepRecord
 from oorfix.output.reports import (
     MILESTONES,
     Event,
-    Record,
     Timeline,
     clean,
     excerpt,
@@ -22,7 +22,6 @@ from oorfix.output.reports import (
     format_time,
     format_when,
     outcome_counts,
-    parse_time,
     result_detail,
     run_title,
     seconds_between,
@@ -32,6 +31,7 @@ from oorfix.output.reports import (
     step_status,
     timeline,
 )
+from oorfix.results import Outcome
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _CSS = """
@@ -73,18 +73,18 @@ def esc(value: object) -> str:
     return html.escape(clean(value), quote=True)
 
 
-def html_report(record: Record) -> str:
+def html_report(record: RunRecord) -> str:
     """The whole incident report as one HTML document."""
-    timelines = [timeline(r) for r in record.get("results") or []]
-    shown = [t for t in timelines if t.result.get("status") != "healthy"]
-    healthy = [t.result for t in timelines if t.result.get("status") == "healthy"]
+    timelines = [timeline(r) for r in record.results]
+    shown = [t for t in timelines if t.result.status is not Outcome.HEALTHY]
+    healthy = [t.result for t in timelines if t.result.status is Outcome.HEALTHY]
     body = [_header(record), _outcome_table(timelines), '<section id="timelines">']
     body.append("<h2>Timeline</h2>")
     body += [_timeline(i, t) for i, t in enumerate(shown)]
     if not shown:
         body.append('<p class="muted">No fault was found: every check passed.</p>')
     elif healthy:
-        names = ", ".join(f"{esc(r.get('host'))} ({esc(r.get('runbook'))})" for r in healthy)
+        names = ", ".join(f"{esc(r.host)} ({esc(r.runbook)})" for r in healthy)
         body.append(f'<p class="muted">Healthy, every check passed: {names}.</p>')
     body.append("</section>")
     return _page(f"Incident report: {run_title(record)}", "\n".join(body))
@@ -101,11 +101,11 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def _header(record: Record) -> str:
-    start, end = parse_time(record.get("start")), parse_time(record.get("end"))
+def _header(record: RunRecord) -> str:
+    start, end = record.start, record.end
     facts = [
-        ("Run", f"<code>{esc(record.get('run_id', '?'))}</code>"),
-        ("Operator", esc(record.get("operator", "?"))),
+        ("Run", f"<code>{esc(record.run_id)}</code>"),
+        ("Operator", esc(record.operator)),
         (
             "When",
             f"{_time_tag(start, format_when(start))} to {_time_tag(end, format_time(end))}"
@@ -113,17 +113,17 @@ def _header(record: Record) -> str:
         ),
         (
             "Outcome",
-            f"{esc(outcome_counts(record.get('summary')))};"
-            f" exit code {esc(record.get('exit_code', '?'))}",
+            f"{esc(outcome_counts(record.summary))}; exit code {esc(record.exit_code)}",
         ),
     ]
-    if record.get("dry_run"):
+    if record.dry_run:
         facts.append(("Mode", "dry-run: nothing was changed"))
-    if record.get("aborted"):
+    if record.aborted:
         facts.append(("Interrupted", "by the operator; hosts not started are skipped"))
-    for key in ("inventory", "limit"):
-        if record.get(key):
-            facts.append((key.capitalize(), esc(record[key])))
+    if record.inventory:
+        facts.append(("Inventory", esc(record.inventory)))
+    if record.limit:
+        facts.append(("Limit", esc(record.limit)))
     rows = "\n".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in facts)
     return (
         f"<header>\n<h1>Incident report: {esc(run_title(record))}</h1>\n"
@@ -145,33 +145,33 @@ def _outcome_table(timelines: list[Timeline]) -> str:
 
 def _outcome_row(item: Timeline) -> str:
     r = item.result
-    status = esc(r.get("status"))
+    status = esc(r.status)
     cells = [
-        ("host", esc(r.get("host"))),
-        ("runbook", esc(r.get("runbook"))),
-        ("fault", f"<code>{esc(r.get('fault'))}</code>"),
+        ("host", esc(r.host)),
+        ("runbook", esc(r.runbook)),
+        ("fault", f"<code>{esc(r.fault)}</code>"),
         ("outcome", f'<span class="status status-{status}">{status}</span>'),
         ("ttr", format_duration(item.time_to_repair)),
         ("detail", esc(result_detail(r))),
     ]
     tds = "".join(f'<td class="{name}">{value}</td>' for name, value in cells)
-    return f'<tr data-host="{esc(r.get("host"))}" data-status="{status}">{tds}</tr>'
+    return f'<tr data-host="{esc(r.host)}" data-status="{status}">{tds}</tr>'
 
 
 def _timeline(index: int, item: Timeline) -> str:
     r = item.result
-    status = esc(r.get("status"))
+    status = esc(r.status)
     facts = (
-        f"Fault <code>{esc(r.get('fault'))}</code>. Confirmed at"
+        f"Fault <code>{esc(r.fault)}</code>. Confirmed at"
         f" {_time_tag(item.confirmed_at, format_time(item.confirmed_at))}, verified at"
         f" {_time_tag(item.verified_at, format_time(item.verified_at))}; time to repair"
         f' <strong class="ttr">{format_duration(item.time_to_repair)}</strong>.'
     )
     events = "\n".join(_event(e, item) for e in item.events)
     return (
-        f'<article class="timeline" id="timeline-{index}" data-host="{esc(r.get("host"))}"'
-        f' data-runbook="{esc(r.get("runbook"))}">\n'
-        f"<h3>{esc(r.get('host'))}: {esc(r.get('runbook'))}"
+        f'<article class="timeline" id="timeline-{index}" data-host="{esc(r.host)}"'
+        f' data-runbook="{esc(r.runbook)}">\n'
+        f"<h3>{esc(r.host)}: {esc(r.runbook)}"
         f' <span class="status status-{status}">{status}</span></h3>\n'
         f'<p class="facts">{facts}</p>\n<ol class="events">\n{events}\n</ol>\n</article>'
     )
@@ -201,8 +201,8 @@ def _event(event: Event, item: Timeline) -> str:
     return f'<li class="event event-{kind}" data-kind="{kind}">{"".join(parts)}</li>'
 
 
-def _step_block(step: Record, event: Event) -> str:
-    lines = [f"$ {clean(step['command'])}"] if step.get("command") else []
+def _step_block(step: StepRecord, event: Event) -> str:
+    lines = [f"$ {clean(step.command)}"] if step.command else []
     output = step_output(step)
     if shows_output(event, output):
         lines.append(excerpt(output) if output else "(no output)")

@@ -10,25 +10,29 @@ pass (a fix carries its steps in ``system-out``); an outcome that leaves a fault
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
+from oorfix.output.record import HostRecord, RunRecord, StepRecord, as_record
 from oorfix.output.reports import (
-    Record,
     clean,
     excerpt,
     format_time,
-    parse_time,
     seconds_between,
     step_label,
     step_output,
     step_status,
 )
+from oorfix.results import Outcome, Phase, StepStatus
 
-PASSED = frozenset({"healthy", "fixed"})
-FAILURE = frozenset({"failed", "error", "would_fix", "deferred", "locked"})
-ERROR = frozenset({"unreachable"})
-SKIPPED = frozenset({"skipped"})
+PASSED = frozenset({Outcome.HEALTHY, Outcome.FIXED})
+FAILURE = frozenset(
+    {Outcome.FAILED, Outcome.ERROR, Outcome.WOULD_FIX, Outcome.DEFERRED, Outcome.LOCKED}
+)
+ERROR = frozenset({Outcome.UNREACHABLE})
+SKIPPED = frozenset({Outcome.SKIPPED})
 _BODY_LINES = 200  # a failure body is read in a CI page: long, but bounded
 _BODY_CHARS = 20_000
 
@@ -41,23 +45,22 @@ class _Counts:
     failures: int = 0
     errors: int = 0
     skipped: int = 0
-    starts: list[str] = field(default_factory=list)
-    ends: list[str] = field(default_factory=list)
+    starts: list[datetime] = field(default_factory=list)
+    ends: list[datetime] = field(default_factory=list)
 
-    def add(self, result: Record) -> None:
+    def add(self, result: HostRecord) -> None:
         """Count one result."""
-        status = result.get("status")
+        status = result.status
         self.tests += 1
         self.failures += status in FAILURE
         self.errors += status in ERROR or status not in PASSED | FAILURE | ERROR | SKIPPED
         self.skipped += status in SKIPPED
-        self.starts.append(str(result.get("start") or ""))
-        self.ends.append(str(result.get("end") or ""))
+        self.starts.append(result.start)
+        self.ends.append(result.end)
 
     def attributes(self) -> dict[str, str]:
         """The count, time and timestamp attributes of a suite (or of all suites)."""
-        start = min((t for t in map(parse_time, self.starts) if t), default=None)
-        end = max((t for t in map(parse_time, self.ends) if t), default=None)
+        start, end = min(self.starts, default=None), max(self.ends, default=None)
         attrs = {
             "tests": str(self.tests),
             "failures": str(self.failures),
@@ -75,12 +78,13 @@ def _seconds(value: float | None) -> str:
     return f"{value or 0.0:.3f}"
 
 
-def junit_xml(record: Record) -> str:
+def junit_xml(record: RunRecord | Mapping[str, Any]) -> str:
     """The JUnit XML text of a run record."""
-    results: list[Record] = list(record.get("results") or [])
-    root = ET.Element("testsuites", name=f"oorfix run {clean(record.get('run_id', ''))}")
+    # A mapping is accepted only while the CLI still passes run_dict(...) data: see as_record.
+    record = as_record(record)
+    root = ET.Element("testsuites", name=f"oorfix run {clean(record.run_id)}")
     total = _Counts()
-    for index, (runbook, members) in enumerate(_by_runbook(results).items()):
+    for index, (runbook, members) in enumerate(_by_runbook(record.results).items()):
         root.append(_suite(record, index, runbook, members))
         for result in members:
             total.add(result)
@@ -90,25 +94,25 @@ def junit_xml(record: Record) -> str:
     return f'<?xml version="1.0" encoding="UTF-8"?>\n{body}\n'
 
 
-def _by_runbook(results: Iterable[Record]) -> dict[str, list[Record]]:
-    groups: dict[str, list[Record]] = {}
+def _by_runbook(results: Iterable[HostRecord]) -> dict[str, list[HostRecord]]:
+    groups: dict[str, list[HostRecord]] = {}
     for result in results:
-        groups.setdefault(clean(result.get("runbook", "?")), []).append(result)
+        groups.setdefault(clean(result.runbook), []).append(result)
     return groups
 
 
-def _suite(record: Record, index: int, runbook: str, results: list[Record]) -> ET.Element:
+def _suite(record: RunRecord, index: int, runbook: str, results: list[HostRecord]) -> ET.Element:
     counts = _Counts()
     for result in results:
         counts.add(result)
     suite = ET.Element("testsuite", name=runbook, id=str(index), package="oorfix")
     suite.attrib.update(counts.attributes())
     properties = ET.SubElement(suite, "properties")
-    faults = sorted({clean(r.get("fault", "")) for r in results} - {""})
+    faults = sorted({clean(r.fault) for r in results} - {""})
     for name, value in (
-        ("run_id", clean(record.get("run_id", ""))),
-        ("operator", clean(record.get("operator", ""))),
-        ("dry_run", str(bool(record.get("dry_run"))).lower()),
+        ("run_id", clean(record.run_id)),
+        ("operator", clean(record.operator)),
+        ("dry_run", str(record.dry_run).lower()),
         ("fault", ", ".join(faults)),
     ):
         ET.SubElement(properties, "property", name=name, value=value)
@@ -116,43 +120,41 @@ def _suite(record: Record, index: int, runbook: str, results: list[Record]) -> E
     return suite
 
 
-def _testcase(result: Record) -> ET.Element:
-    status = str(result.get("status", "?"))
-    span = seconds_between(parse_time(result.get("start")), parse_time(result.get("end")))
+def _testcase(result: HostRecord) -> ET.Element:
+    status = result.status
     case = ET.Element(
         "testcase",
-        classname=clean(result.get("runbook", "?")),
-        name=clean(result.get("host", "?")),
-        time=_seconds(span),
+        classname=clean(result.runbook),
+        name=clean(result.host),
+        time=_seconds(seconds_between(result.start, result.end)),
     )
     if status in SKIPPED:
         ET.SubElement(case, "skipped", message=_message(result))
     elif status in FAILURE:
-        failure = ET.SubElement(case, "failure", message=_message(result), type=status)
+        failure = ET.SubElement(case, "failure", message=_message(result), type=str(status))
         failure.text = _failure_body(result)
     elif status not in PASSED:
         # Unreachable, or a status this version does not know: never a silent pass.
-        error = ET.SubElement(case, "error", message=_message(result), type=status)
+        error = ET.SubElement(case, "error", message=_message(result), type=str(status))
         error.text = _failure_body(result)
-    if status == "fixed":
-        ET.SubElement(case, "system-out").text = _steps_text(result.get("steps") or [])
+    if status is Outcome.FIXED:
+        ET.SubElement(case, "system-out").text = _steps_text(result.steps)
     return case
 
 
-def _message(result: Record) -> str:
+def _message(result: HostRecord) -> str:
     """The error, then the escalation; the bare status when neither was recorded."""
-    error, escalation = clean(result.get("error") or ""), clean(result.get("escalation") or "")
+    error, escalation = clean(result.error or ""), clean(result.escalation or "")
     if error and escalation:
         return f"{error}; escalated: {escalation}"
-    return error or (f"escalated: {escalation}" if escalation else str(result.get("status")))
+    return error or (f"escalated: {escalation}" if escalation else str(result.status))
 
 
-def _failure_body(result: Record) -> str:
+def _failure_body(result: HostRecord) -> str:
     """What was seen: the evidence steps' output, then the steps that failed or errored."""
-    steps: list[Record] = list(result.get("steps") or [])
-    evidence = [s for s in steps if s.get("phase") == "evidence"]
-    failing = [s for s in steps if s.get("status") in ("failed", "error")]
-    parts = [f"status: {clean(result.get('status'))}", f"fault: {clean(result.get('fault'))}"]
+    evidence = [s for s in result.steps if s.phase is Phase.EVIDENCE]
+    failing = [s for s in result.steps if s.status in (StepStatus.FAILED, StepStatus.ERROR)]
+    parts = [f"status: {clean(result.status)}", f"fault: {clean(result.fault)}"]
     if evidence:
         parts += ["", "== evidence ==", _steps_text(evidence)]
     if failing:
@@ -160,14 +162,14 @@ def _failure_body(result: Record) -> str:
     return excerpt("\n".join(parts), _BODY_LINES, _BODY_CHARS) + "\n"
 
 
-def _steps_text(steps: Iterable[Record]) -> str:
+def _steps_text(steps: Iterable[StepRecord]) -> str:
     """Each step as a header line, its command and its output."""
     blocks = []
     for step in steps:
-        when = format_time(parse_time(step.get("start")))
-        lines = [f"[{when}] {clean(step.get('phase'))}: {step_label(step)} ({step_status(step)})"]
-        if step.get("command"):
-            lines.append(f"$ {clean(step['command'])}")
+        when = format_time(step.start)
+        lines = [f"[{when}] {clean(step.phase)}: {step_label(step)} ({step_status(step)})"]
+        if step.command:
+            lines.append(f"$ {clean(step.command)}")
         output = step_output(step)
         if output:
             lines.append(excerpt(output))

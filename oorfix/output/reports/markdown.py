@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 
+from oorfix.output.record import HostRecord, RunRecord
 from oorfix.output.reports import (
     MILESTONES,
     Event,
-    Record,
     Timeline,
     clean,
     excerpt,
@@ -20,7 +20,6 @@ from oorfix.output.reports import (
     format_time,
     format_when,
     outcome_counts,
-    parse_time,
     result_detail,
     run_title,
     seconds_between,
@@ -30,6 +29,7 @@ from oorfix.output.reports import (
     step_status,
     timeline,
 )
+from oorfix.results import Outcome
 
 # CommonMark lets a backslash escape any ASCII punctuation; these are the ones that can start
 # markup inline, in a table cell (|) or as an entity or tag (&, <, >).
@@ -57,46 +57,43 @@ def fenced(text: str, info: str = "text") -> str:
     return f"{fence}{info}\n{text}\n{fence}"
 
 
-def markdown_report(record: Record) -> str:
+def markdown_report(record: RunRecord) -> str:
     """The whole incident report as Markdown."""
-    results: list[Record] = list(record.get("results") or [])
-    timelines = [timeline(r) for r in results]
+    timelines = [timeline(r) for r in record.results]
     parts = [_header(record), _outcome_table(timelines)]
     shown = [t for t in timelines if _worth_a_timeline(t.result)]
     parts.append("## Timeline")
     parts += [_timeline(t) for t in shown] or ["No fault was found: every check passed."]
     healthy = [t.result for t in timelines if not _worth_a_timeline(t.result)]
     if healthy and shown:
-        names = ", ".join(
-            f"{md_text(r.get('host'))} ({md_text(r.get('runbook'))})" for r in healthy
-        )
+        names = ", ".join(f"{md_text(r.host)} ({md_text(r.runbook)})" for r in healthy)
         parts.append(f"Healthy, every check passed: {names}.")
     return "\n\n".join(parts) + "\n"
 
 
-def _worth_a_timeline(result: Record) -> bool:
+def _worth_a_timeline(result: HostRecord) -> bool:
     """Healthy results are listed in the table only; everything else gets its story."""
-    return result.get("status") != "healthy"
+    return result.status is not Outcome.HEALTHY
 
 
-def _header(record: Record) -> str:
-    start, end = parse_time(record.get("start")), parse_time(record.get("end"))
-    mode = " (dry-run: nothing was changed)" if record.get("dry_run") else ""
-    aborted = " Interrupted by the operator." if record.get("aborted") else ""
+def _header(record: RunRecord) -> str:
+    start, end = record.start, record.end
+    mode = " (dry-run: nothing was changed)" if record.dry_run else ""
+    aborted = " Interrupted by the operator." if record.aborted else ""
     lines = [
         f"# Incident report: {md_text(run_title(record))}",
         "",
-        f"- **Run** {md_code(record.get('run_id', '?'))}{mode}",
-        f"- **Operator** {md_text(record.get('operator', '?'))}",
+        f"- **Run** {md_code(record.run_id)}{mode}",
+        f"- **Operator** {md_text(record.operator)}",
         f"- **When** {format_when(start)} to {format_time(end)}"
         f" ({format_duration(seconds_between(start, end))})",
-        f"- **Outcome** {md_text(outcome_counts(record.get('summary')))};"
-        f" exit code {md_text(record.get('exit_code', '?'))}.{aborted}",
+        f"- **Outcome** {md_text(outcome_counts(record.summary))};"
+        f" exit code {md_text(record.exit_code)}.{aborted}",
     ]
-    if record.get("inventory"):
-        lines.append(f"- **Inventory** {md_text(record['inventory'])}")
-    if record.get("limit"):
-        lines.append(f"- **Limit** {md_text(record['limit'])}")
+    if record.inventory:
+        lines.append(f"- **Inventory** {md_text(record.inventory)}")
+    if record.limit:
+        lines.append(f"- **Limit** {md_text(record.limit)}")
     return "\n".join(lines)
 
 
@@ -110,10 +107,10 @@ def _outcome_table(timelines: list[Timeline]) -> str:
     for item in timelines:
         r = item.result
         cells = (
-            md_text(r.get("host")),
-            md_text(r.get("runbook")),
-            md_text(r.get("fault")),
-            f"**{md_text(r.get('status'))}**",
+            md_text(r.host),
+            md_text(r.runbook),
+            md_text(r.fault),
+            f"**{md_text(r.status)}**",
             format_duration(item.time_to_repair),
             md_text(result_detail(r)),
         )
@@ -123,11 +120,9 @@ def _outcome_table(timelines: list[Timeline]) -> str:
 
 def _timeline(item: Timeline) -> str:
     r = item.result
-    title = (
-        f"### {md_text(r.get('host'))}: {md_text(r.get('runbook'))} ({md_text(r.get('status'))})"
-    )
+    title = f"### {md_text(r.host)}: {md_text(r.runbook)} ({md_text(r.status)})"
     facts = (
-        f"Fault {md_code(r.get('fault', '?'))}. Confirmed at {format_time(item.confirmed_at)},"
+        f"Fault {md_code(r.fault)}. Confirmed at {format_time(item.confirmed_at)},"
         f" verified at {format_time(item.verified_at)};"
         f" time to repair **{format_duration(item.time_to_repair)}**."
     )
@@ -149,7 +144,7 @@ def _event(event: Event, item: Timeline) -> str:
     lines = [f"{head} ({md_text(step_status(step))})"]
     if shows_span(event):
         lines.append(f"  started {format_time(event.at)}, ended {format_time(event.end)}")
-    block = [f"$ {clean(step['command'])}"] if step.get("command") else []
+    block = [f"$ {clean(step.command)}"] if step.command else []
     output = step_output(step)
     if shows_output(event, output):
         block.append(excerpt(output) if output else "(no output)")
