@@ -13,9 +13,10 @@ from pathlib import Path
 
 import click
 
+from oorfix.cli.options import shared
 from oorfix.results import ExitCode
 from oorfix.safety.audit import VerifyResult, audit_path, verify, verify_state
-from oorfix.safety.state import StateDir, default_state_dir
+from oorfix.safety.state import StateDir
 
 
 @click.group()
@@ -24,13 +25,7 @@ def audit() -> None:
 
 
 @audit.command("verify")
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=default_state_dir,
-    show_default="$XDG_STATE_HOME/oorfix",
-    help="the state directory whose audit.log to check",
-)
+@shared("state_dir")
 @click.option(
     "--file",
     "log_file",

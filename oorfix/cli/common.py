@@ -1,16 +1,19 @@
-"""What the CLI's commands share: input errors as exit 2, -e parsing, loading and planning."""
+"""What the CLI's commands share: input errors as exit 2, -e parsing, loading and planning,
+and turning parsed options into typed settings."""
 
 from __future__ import annotations
 
 import functools
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.markup import escape
 
+from oorfix.cli.wiring import DEFAULT_RUNBOOKS, RunSettings
 from oorfix.errors import InputError, InputErrors
 from oorfix.inventory.core import Inventory, load_inventory
 from oorfix.output.console import make_console
@@ -20,8 +23,6 @@ from oorfix.runbook.loader import LoadedRunbook, load_runbooks
 from oorfix.runbook.yamlsource import load_file
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_INVENTORY = Path("inventory")
-DEFAULT_RUNBOOKS = Path("runbooks")
 
 
 def fail_input(error: InputError) -> None:
@@ -95,16 +96,16 @@ def _explain_empty(inventory: Inventory, loaded: Sequence[LoadedRunbook], limit:
 
 
 runbook_args = click.argument("runbooks", nargs=-1, required=True)
-inventory_opt = click.option(
-    "-i",
-    "--inventory",
-    "inventory_path",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_INVENTORY,
-    show_default=True,
-    help="inventory file or directory",
-)
-limit_opt = click.option("-l", "--limit", help="host pattern to narrow the hosts to")
-extra_opt = click.option(
-    "-e", "--extra-vars", "extra", multiple=True, help="key=value or @file.yml; wins over all"
-)
+
+SETTINGS_FIELDS = frozenset(f.name for f in fields(RunSettings))
+
+
+def settings_from(options: dict[str, Any], **overrides: Any) -> RunSettings:
+    """The typed settings of a command's parsed options (others are the command's own)."""
+    given = {k: v for k, v in options.items() if k in SETTINGS_FIELDS}
+    return RunSettings(**{**given, **overrides})
+
+
+def warn(message: str) -> None:
+    """A warning on stderr."""
+    make_console(stderr=True).print(f"[yellow]warning:[/] {escape(message)}")

@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import click
 
 from oorfix.catalog import CATEGORY_ORDER
-from oorfix.cli.common import (
-    DEFAULT_RUNBOOKS,
-    input_errors_exit,
-    inventory_opt,
-    limit_opt,
-    load_and_plan,
-)
-from oorfix.cli.run import (
-    RunSettings,
-    check_writable,
-    connect_options,
-    emit_record,
-    engine_options,
-    keep_history,
-    make_audit,
-    make_gate,
-    run_interruptibly,
-    transport_factory,
-)
-from oorfix.inventory.core import Inventory
+from oorfix.cli.common import input_errors_exit, load_and_plan, settings_from
+from oorfix.cli.options import RUN_OPTIONS, shared
+from oorfix.cli.run import Outputs, TerminalApprover, announce_signal, finish
+from oorfix.cli.wiring import RunRequest, assemble, run_interruptibly
 from oorfix.output.console import (
     ConsoleObserver,
     fault_matrix,
@@ -38,11 +20,8 @@ from oorfix.output.console import (
     print_evidence,
     summary_table,
 )
-from oorfix.results import HostResult, Outcome, RunResult, new_run_id
-from oorfix.run.engine import Engine
+from oorfix.results import HostResult, Outcome, RunMode, RunResult, new_run_id
 from oorfix.run.planner import PlannedJob
-from oorfix.run.pool import ConnectionPool
-from oorfix.safety.state import default_state_dir
 
 SEVERITY_ORDER = ("critical", "major", "minor")
 
@@ -56,96 +35,37 @@ def fix_order(planned: PlannedJob) -> tuple[int, int, str, str]:
 
 
 @click.command()
-@inventory_opt
-@click.option(
-    "--runbooks",
-    "runbook_dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_RUNBOOKS,
-    show_default=True,
-    help="the runbooks to diagnose with",
-)
-@limit_opt
+@shared("inventory")
+@shared("runbook_dir")
+@shared(*RUN_OPTIONS[1:3])
 @click.option("--fix", is_flag=True, help="remediate the confirmed faults, most basic first")
-@click.option("--dry-run", is_flag=True, help="with --fix: plan the fixes, change nothing")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="run record")
-@click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="JUnit XML report")
-@click.option("-f", "--forks", default=10, show_default=True, type=click.IntRange(1, 500))
-@click.option("--known-hosts", type=click.Path(path_type=Path), help="default: ~/.ssh/known_hosts")
-@click.option("--accept-new-host-keys", is_flag=True, help="trust and remember unknown host keys")
-@click.option("-y", "--yes", is_flag=True, help="approve runbooks that require approval")
-@click.option("--force", is_flag=True, help="fix outside the runbooks' maintenance windows")
-@click.option("--state-dir", type=click.Path(path_type=Path), default=default_state_dir)
-@click.option("-q", "--quiet", is_flag=True, help="only the matrix, no evidence")
+@shared("dry_run")
+@shared(*RUN_OPTIONS[3:])
 @input_errors_exit
 def diagnose(**options: Any) -> None:
     """Run every runbook's detect on every host it covers; show which faults are confirmed."""
-    settings = _settings(options)
-    junit_path: Path | None = options["junit_path"]
-    check_writable(settings.json_path)
-    check_writable(junit_path)
+    settings = settings_from(options, runbooks=(str(options["runbook_dir"]),))
+    outputs = Outputs.of("diagnose", options)
     inventory, planned = load_and_plan(
-        settings.runbooks, settings.inventory_path, (), settings.limit
+        settings.runbooks, settings.inventory_path, settings.extra, settings.limit
     )
     if not planned:
         sys.exit(0)
     run_id = new_run_id()
-    console = make_console(stderr=str(settings.json_path) == "-")
-    detect = _engine(settings, inventory, planned, run_id, detect_only=True)
-    found = run_interruptibly(detect, planned, run_id)
+    console = make_console(stderr=str(outputs.json_path) == "-")
+    detect = RunRequest(settings, inventory, planned, RunMode.DETECT, run_id)
+    engine = assemble(detect, ConsoleObserver(make_console(stderr=True), -1))
+    found = run_interruptibly(engine, planned, run_id, announce_signal)
     console.print(fault_matrix(found))
-    if not settings.quiet:
+    if not options["quiet"]:
         print_evidence(console, found)
-    result = _fix(settings, inventory, planned, found, run_id) if options["fix"] else found
+    result = found
     if options["fix"]:
+        mode = RunMode.DRY_RUN if options["dry_run"] else RunMode.FIX
+        result = _fix(replace(detect, mode=mode), found, options)
         console.print(summary_table(result, "diagnose --fix"))
-    meta = {"command": "diagnose", "runbooks": str(options["runbook_dir"]), "limit": settings.limit}
-    emit_record(result, meta, settings.json_path, junit_path)
-    keep_history(settings.state_dir, result, meta, planned)
+    finish(result, settings, planned, outputs)
     sys.exit(result.exit_code())
-
-
-def _settings(options: dict[str, Any]) -> RunSettings:
-    return RunSettings(
-        runbooks=(str(options["runbook_dir"]),),
-        inventory_path=options["inventory_path"],
-        limit=options["limit"],
-        extra=(),
-        dry_run=options["dry_run"],
-        forks=options["forks"],
-        known_hosts=options["known_hosts"],
-        accept_new_host_keys=options["accept_new_host_keys"],
-        connect_timeout=10.0,
-        json_path=options["json_path"],
-        verbose=0,
-        quiet=options["quiet"],
-        serial=None,
-        max_fail_percent=None,
-        yes=options["yes"],
-        force=options["force"],
-        state_dir=options["state_dir"],
-        lock_ttl=900.0,
-    )
-
-
-def _engine(
-    settings: RunSettings,
-    inventory: Inventory,
-    planned: Sequence[PlannedJob],
-    run_id: str,
-    detect_only: bool,
-) -> Engine:
-    options = dataclasses.replace(engine_options(settings, planned), detect_only=detect_only)
-    console = make_console(stderr=True)
-    fixing = not detect_only and not settings.dry_run
-    return Engine(
-        inventory,
-        ConnectionPool(transport_factory(connect_options(settings))),
-        options,
-        ConsoleObserver(console, -1 if detect_only or settings.quiet else 0),
-        make_gate(settings, planned, run_id, console) if fixing else None,
-        make_audit(settings) if fixing else None,
-    )
 
 
 def _merged(diagnosis: HostResult, fix: HostResult | None) -> HostResult:
@@ -157,30 +77,39 @@ def _merged(diagnosis: HostResult, fix: HostResult | None) -> HostResult:
     """
     if fix is None:
         return diagnosis
-    if fix.status is Outcome.HEALTHY:
-        fix.steps = diagnosis.steps + fix.steps
-        fix.started = diagnosis.started
-        fix.status = Outcome.FIXED
-        fix.notes.append("confirmed by diagnose; cleared by an earlier fix on this host")
-    return fix
+    if fix.status is not Outcome.HEALTHY:
+        return fix
+    return replace(
+        fix,
+        steps=diagnosis.steps + fix.steps,
+        started=diagnosis.started,
+        status=Outcome.FIXED,
+        notes=(*fix.notes, "confirmed by diagnose; cleared by an earlier fix on this host"),
+    )
 
 
-def _fix(
-    settings: RunSettings,
-    inventory: Inventory,
-    planned: Sequence[PlannedJob],
-    found: RunResult,
-    run_id: str,
-) -> RunResult:
+def _fix(request: RunRequest, found: RunResult, options: dict[str, Any]) -> RunResult:
     """Remediate what detect confirmed, in fix order; the rest keep their diagnosis."""
     confirmed = {(r.host, r.runbook) for r in found.results if r.status is Outcome.WOULD_FIX}
     chosen = sorted(
-        (p for p in planned if (p.job.host.name, p.job.runbook_name) in confirmed), key=fix_order
+        (p for p in request.planned if (p.job.host_name, p.job.runbook_name) in confirmed),
+        key=fix_order,
     )
     if not chosen:
         return found
-    fixed = run_interruptibly(_engine(settings, inventory, chosen, run_id, False), chosen, run_id)
-    by_key: dict[tuple[str, str], HostResult] = {(r.host, r.runbook): r for r in fixed.results}
-    found.results = [_merged(r, by_key.get((r.host, r.runbook))) for r in found.results]
-    found.dry_run, found.aborted, found.ended = fixed.dry_run, fixed.aborted, fixed.ended
-    return found
+    console = make_console(stderr=True)
+    verbosity = -1 if options["quiet"] else options["verbose"]
+    engine = assemble(
+        replace(request, planned=chosen),
+        ConsoleObserver(console, verbosity),
+        TerminalApprover(console),
+    )
+    fixed = run_interruptibly(engine, chosen, request.run_id, announce_signal)
+    by_key = {(r.host, r.runbook): r for r in fixed.results}
+    return replace(
+        found,
+        results=tuple(_merged(r, by_key.get((r.host, r.runbook))) for r in found.results),
+        mode=fixed.mode,
+        aborted=fixed.aborted,
+        ended=fixed.ended,
+    )

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from oorfix.cli.common import input_errors_exit
+from oorfix.cli.options import shared
 from oorfix.errors import InputError
 from oorfix.output.console import make_console
 from oorfix.output.history import RunSummary, list_runs, load_run
@@ -18,7 +19,7 @@ from oorfix.output.reports import format_when, outcome_counts
 from oorfix.output.reports.html import html_report
 from oorfix.output.reports.junit import junit_xml
 from oorfix.output.reports.markdown import markdown_report
-from oorfix.safety.state import StateDir, default_state_dir
+from oorfix.safety.state import StateDir
 
 RENDERERS: dict[str, Callable[[RunRecord], str]] = {
     "md": markdown_report,
@@ -27,13 +28,7 @@ RENDERERS: dict[str, Callable[[RunRecord], str]] = {
 }
 _SUFFIX_FORMAT = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".xml": "junit"}
 
-state_dir_opt = click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path),
-    default=default_state_dir,
-    show_default="$XDG_STATE_HOME/oorfix",
-    help="where past runs are kept",
-)
+state_dir_opt = shared("state_dir")
 
 
 def write_junit(record: RunRecord, path: Path) -> None:

@@ -14,14 +14,13 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from oorfix.errors import InputError
-from oorfix.output.record import HostRecord, RunRecord, StepRecord, as_record, iso_time
+from oorfix.output.record import HostRecord, RunRecord, StepRecord, iso_time
 from oorfix.output.reports import clean, runbook_names, step_output
 from oorfix.results import Phase, RunMode
 from oorfix.safety.state import StateDir, safe_name
@@ -59,12 +58,8 @@ def run_dir_name(record: RunRecord) -> str:
     return f"{stamp}-{safe_name(record.run_id or 'unknown')}"
 
 
-def save_run(
-    state: StateDir, record: RunRecord | Mapping[str, Any], plan: list[dict[str, Any]] | None
-) -> Path:
+def save_run(state: StateDir, record: RunRecord, plan: list[dict[str, Any]] | None) -> Path:
     """Store a run's record, plan and evidence files; return the run's directory."""
-    # A mapping is accepted only while the CLI still passes run_dict(...) data: see as_record.
-    record = as_record(record)
     state.ensure()
     target = state.runs / run_dir_name(record)
     tmp = Path(tempfile.mkdtemp(dir=state.runs, prefix=f".tmp-{target.name}-"))

@@ -280,14 +280,6 @@ def record_json_schema() -> dict[str, Any]:
     return schema
 
 
-def as_record(record: RunRecord | Mapping[str, Any]) -> RunRecord:
-    """``record`` as a RunRecord; a mapping (``run_dict`` data) is validated into one."""
-    # Compatibility while the CLI still hands run_dict(...) data around; remove with it.
-    if isinstance(record, RunRecord):
-        return record
-    return RunRecord.model_validate(dict(record))
-
-
 def run_dict(run: RunResult, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A whole run as JSON-ready data, with who ran it and how it ended."""
     return RunRecord.of(run, meta).to_dict()

@@ -195,10 +195,3 @@ def test_load_run_names_the_record_and_what_is_wrong_with_it(three: StateDir) ->
         load_run(three, "def")
     assert caught.value.path == str(path)
     assert "results[0].status: Input should be 'healthy'" in caught.value.message
-
-
-def test_save_run_still_takes_run_dict_data_until_the_cli_passes_a_record(state: StateDir) -> None:
-    # Compatibility only: remove with as_record once oorfix/cli passes RunRecord.
-    record = make_record(fixed_result())
-    path = save_run(state, record.to_dict(), None)
-    assert RunRecord.read(path / "record.json") == record

@@ -10,12 +10,11 @@ pass (a fix carries its steps in ``system-out``); an outcome that leaves a fault
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from oorfix.output.record import HostRecord, RunRecord, StepRecord, as_record
+from oorfix.output.record import HostRecord, RunRecord, StepRecord
 from oorfix.output.reports import (
     clean,
     excerpt,
@@ -78,10 +77,8 @@ def _seconds(value: float | None) -> str:
     return f"{value or 0.0:.3f}"
 
 
-def junit_xml(record: RunRecord | Mapping[str, Any]) -> str:
+def junit_xml(record: RunRecord) -> str:
     """The JUnit XML text of a run record."""
-    # A mapping is accepted only while the CLI still passes run_dict(...) data: see as_record.
-    record = as_record(record)
     root = ET.Element("testsuites", name=f"oorfix run {clean(record.run_id)}")
     total = _Counts()
     for index, (runbook, members) in enumerate(_by_runbook(record.results).items()):

@@ -1,0 +1,70 @@
+"""Commands that read runbooks and inventories and contact no host: validate, plan, catalog,
+schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from oorfix.catalog import FAULTS
+from oorfix.cli.common import input_errors_exit, load_and_plan, runbook_args
+from oorfix.cli.options import shared
+from oorfix.output.console import catalog_table, make_console, print_plan
+from oorfix.output.record import record_json_schema
+from oorfix.run.validate import validate_paths
+from oorfix.runbook.loader import load_runbooks
+from oorfix.runbook.models import runbook_json_schema
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-i",
+    "--inventory",
+    "inventory_path",
+    type=click.Path(path_type=Path),
+    help="also render every runbook for every host of this inventory",
+)
+@input_errors_exit
+def validate(paths: tuple[Path, ...], inventory_path: Path | None) -> None:
+    """Lint runbooks and inventories; errors are path:line: message, exit 2."""
+    summary = validate_paths(list(paths), inventory_path)
+    make_console().print(summary)
+
+
+@click.command()
+@runbook_args
+@shared("inventory", "limit", "extra_vars")
+@input_errors_exit
+def plan(
+    runbooks: tuple[str, ...], inventory_path: Path, limit: str | None, extra: tuple[str, ...]
+) -> None:
+    """Show every rendered command per host without connecting to any host."""
+    _, planned = load_and_plan(runbooks, inventory_path, extra, limit)
+    print_plan(make_console(), planned)
+
+
+@click.command()
+@shared("runbook_dir")
+@input_errors_exit
+def catalog(runbook_dir: Path) -> None:
+    """List the fault ids, what each detects and fixes, and the runbooks that handle them."""
+    loaded = load_runbooks([runbook_dir]) if runbook_dir.exists() else []
+    by_fault: dict[str, list[str]] = {}
+    for item in loaded:
+        by_fault.setdefault(item.runbook.fault, []).append(item.name)
+    rows = [(f.id, f.signal, f.fix, sorted(by_fault.pop(f.id, []))) for f in FAULTS]
+    rows += [
+        (fault, "preventive maintenance", "", sorted(names))
+        for fault, names in sorted(by_fault.items())
+    ]
+    make_console().print(catalog_table(rows))
+
+
+@click.command()
+@click.option("--record", is_flag=True, help="the run record's schema instead")
+def schema(record: bool) -> None:
+    """Print the JSON Schema of runbook files (or of the run record)."""
+    click.echo(json.dumps(record_json_schema() if record else runbook_json_schema(), indent=2))

@@ -1,0 +1,129 @@
+"""Every option that several commands share, declared once: same flags, default and help.
+
+Defaults come from ``RunSettings`` (``oorfix.cli.wiring``), the one place they live. A test
+walks every command and checks that a shared option reads the same wherever it appears.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from oorfix.cli.wiring import DEFAULT_RUNBOOKS, DEFAULTS
+from oorfix.safety.state import default_state_dir
+
+F = TypeVar("F", bound=Callable[..., Any])
+PathType = click.Path(path_type=Path)
+
+OPTIONS: dict[str, Callable[[F], F]] = {
+    "inventory": click.option(
+        "-i",
+        "--inventory",
+        "inventory_path",
+        type=PathType,
+        default=DEFAULTS.inventory_path,
+        show_default=True,
+        help="inventory file or directory",
+    ),
+    "dry_run": click.option(
+        "--dry-run", is_flag=True, help="change nothing: show the changes a fix would make"
+    ),
+    "limit": click.option("-l", "--limit", help="host pattern to narrow the hosts to"),
+    "extra_vars": click.option(
+        "-e", "--extra-vars", "extra", multiple=True, help="key=value or @file.yml; wins over all"
+    ),
+    "forks": click.option(
+        "-f",
+        "--forks",
+        default=DEFAULTS.forks,
+        show_default=True,
+        type=click.IntRange(1, 500),
+        help="hosts worked on at once",
+    ),
+    "known_hosts": click.option("--known-hosts", type=PathType, help="default: ~/.ssh/known_hosts"),
+    "accept_new_host_keys": click.option(
+        "--accept-new-host-keys", is_flag=True, help="trust and remember unknown host keys"
+    ),
+    "connect_timeout": click.option(
+        "--connect-timeout",
+        default=DEFAULTS.connect_timeout,
+        show_default=True,
+        type=click.FloatRange(0.1),
+        help="seconds to connect, see the SSH banner and log in",
+    ),
+    "json": click.option(
+        "--json", "json_path", type=PathType, help="write the run record here ('-': stdout)"
+    ),
+    "junit": click.option("--junit", "junit_path", type=PathType, help="write JUnit XML here"),
+    "verbose": click.option("-v", "--verbose", count=True, help="-v steps, -vv commands"),
+    "quiet": click.option("-q", "--quiet", is_flag=True, help="only the summary"),
+    "serial": click.option(
+        "--serial", help="remediate in batches: N hosts or P% (wins over the runbooks)"
+    ),
+    "max_fail_percent": click.option(
+        "--max-fail-percent",
+        type=click.FloatRange(0, 100),
+        help="stop starting hosts once failed hosts exceed this share",
+    ),
+    "yes": click.option("-y", "--yes", is_flag=True, help="approve runbooks that require approval"),
+    "force": click.option(
+        "--force", is_flag=True, help="fix outside the runbooks' maintenance windows"
+    ),
+    "state_dir": click.option(
+        "--state-dir",
+        type=PathType,
+        default=default_state_dir,
+        show_default="$XDG_STATE_HOME/oorfix",
+        help="where host locks, budgets, the audit log and run history are kept",
+    ),
+    "lock_ttl": click.option(
+        "--lock-ttl",
+        default=DEFAULTS.lock_ttl,
+        show_default=True,
+        type=click.FloatRange(1),
+        help="seconds a host lock lasts without a heartbeat",
+    ),
+    "runbook_dir": click.option(
+        "--runbooks",
+        "runbook_dir",
+        type=PathType,
+        default=DEFAULT_RUNBOOKS,
+        show_default=True,
+        help="the directory of runbooks",
+    ),
+}
+
+# What every command that contacts hosts accepts, in the order --help lists them.
+RUN_OPTIONS = (
+    "inventory",
+    "limit",
+    "extra_vars",
+    "forks",
+    "known_hosts",
+    "accept_new_host_keys",
+    "connect_timeout",
+    "json",
+    "junit",
+    "verbose",
+    "quiet",
+    "serial",
+    "max_fail_percent",
+    "yes",
+    "force",
+    "state_dir",
+    "lock_ttl",
+)
+
+
+def shared(*names: str) -> Callable[[F], F]:
+    """Apply the named shared options (listed top to bottom as in --help)."""
+
+    def decorate(func: F) -> F:
+        for name in reversed(names):
+            func = OPTIONS[name](func)
+        return func
+
+    return decorate

@@ -1,0 +1,257 @@
+"""The one place a run is assembled, for every entry point (CLI, scheduler, webhook, worker).
+
+Typed settings in, an engine out: the connection pool, the gate and the audit chosen by the
+run mode (a fixing run gets maintenance windows, approvals, host locks, budgets and the audit
+log; a dry-run or a diagnosis gets ``OpenGate`` and ``NoAudit``), rolling batches and the
+circuit breaker. Defaults live in ``RunSettings`` and nowhere else. Nothing here prints or
+prompts: approvals that need a person come in through an ``Approver``.
+"""
+
+from __future__ import annotations
+
+import signal
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+from oorfix.errors import InputError
+from oorfix.inventory.core import Inventory
+from oorfix.inventory.hosts import Host
+from oorfix.output.history import save_run
+from oorfix.output.record import RunRecord, write_record
+from oorfix.output.reports.junit import junit_xml
+from oorfix.results import RunMode, RunResult
+from oorfix.run.engine import Engine, EngineOptions, EngineParts, Observer, Silent
+from oorfix.run.planner import PlannedJob
+from oorfix.run.pool import ConnectionPool
+from oorfix.run.rollout import batch_size, parse_serial
+from oorfix.safety.audit import AuditLog, CommandAudit, NoAudit
+from oorfix.safety.budget import RemediationBudget
+from oorfix.safety.gates import Gate, OpenGate, RunGate
+from oorfix.safety.locks import HostLocks, default_owner
+from oorfix.safety.state import StateDir, default_state_dir
+from oorfix.transport import ConnectOptions, Transport, open_transport
+
+DEFAULT_INVENTORY = Path("inventory")
+DEFAULT_RUNBOOKS = Path("runbooks")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What to run, where and how carefully; every default of a run is here."""
+
+    runbooks: tuple[str, ...] = ()
+    inventory_path: Path = DEFAULT_INVENTORY
+    limit: str | None = None
+    extra: tuple[str, ...] = ()
+    forks: int = 10
+    known_hosts: Path | None = None  # default: ~/.ssh/known_hosts
+    accept_new_host_keys: bool = False
+    connect_timeout: float = 10.0
+    serial: str | None = None  # N hosts or P%; wins over the runbooks
+    max_fail_percent: float | None = None  # wins over the runbooks
+    yes: bool = False  # approve runbooks that require approval
+    force: bool = False  # fix outside the runbooks' maintenance windows
+    state_dir: Path = field(default_factory=default_state_dir)
+    lock_ttl: float = 900.0
+
+
+DEFAULTS = RunSettings(state_dir=Path("$XDG_STATE_HOME/oorfix"))
+
+
+class Approver(Protocol):
+    """Decides which of the runbooks that require approval may fix (asked once per run)."""
+
+    def __call__(self, required: frozenset[str], planned: Sequence[PlannedJob]) -> frozenset[str]:
+        """The approved subset of ``required``."""
+        ...
+
+
+def approve_none(required: frozenset[str], planned: Sequence[PlannedJob]) -> frozenset[str]:
+    """Unattended: nobody to ask, so nothing that requires approval is fixed (deferred)."""
+    return frozenset()
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run to assemble: settings, the rendered plan, the mode and the run's id."""
+
+    settings: RunSettings
+    inventory: Inventory
+    planned: Sequence[PlannedJob]
+    mode: RunMode
+    run_id: str
+
+
+def assemble(
+    request: RunRequest, observer: Observer | None = None, approve: Approver = approve_none
+) -> Engine:
+    """The engine of a run, with the gate and audit its mode calls for."""
+    fixing = request.mode.changes_hosts
+    parts = EngineParts(
+        inventory=request.inventory,
+        pool=ConnectionPool(transport_factory(connect_options(request.settings))),
+        gate=make_gate(request, approve) if fixing else OpenGate(),
+        audit=make_audit(request.settings) if fixing else NoAudit(),
+        observer=observer or Silent(),
+    )
+    return Engine(parts, engine_options(request))
+
+
+def connect_options(settings: RunSettings) -> ConnectOptions:
+    """SSH options: host keys and one time limit for connect, banner and authentication."""
+    timeout = settings.connect_timeout
+    return ConnectOptions(
+        known_hosts=settings.known_hosts,
+        accept_new_host_keys=settings.accept_new_host_keys,
+        connect_timeout=timeout,
+        banner_timeout=timeout,
+        auth_timeout=timeout,
+    )
+
+
+def transport_factory(options: ConnectOptions) -> Callable[[Host], Transport]:
+    """Opens each host's transport with ``options``."""
+
+    def factory(host: Host) -> Transport:
+        return open_transport(host.connection(), options)
+
+    return factory
+
+
+def engine_options(request: RunRequest) -> EngineOptions:
+    """Batches and the breaker: the settings win, else the most careful runbook."""
+    settings, planned = request.settings, request.planned
+    runbooks = {p.job.runbook_name: p.job.runbook for p in planned}.values()
+    hosts = len({p.job.host_name for p in planned})
+    serials = [settings.serial] if settings.serial else [r.serial for r in runbooks if r.serial]
+    try:
+        sizes = [batch_size(parse_serial(s), hosts) for s in serials if s is not None]
+    except ValueError as exc:
+        raise InputError(f"--serial: {exc}") from None
+    percents = [r.max_fail_percent for r in runbooks if r.max_fail_percent is not None]
+    if settings.max_fail_percent is not None:
+        percents = [settings.max_fail_percent]
+    return EngineOptions(
+        forks=settings.forks,
+        mode=request.mode,
+        serial=min(sizes) if sizes else None,
+        max_fail_percent=min(percents) if percents else None,
+    )
+
+
+def state_dir(settings: RunSettings) -> StateDir:
+    """The state directory, created private; an unusable one is an input error."""
+    state = StateDir(settings.state_dir)
+    try:
+        state.ensure()
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise InputError(f"cannot use the state directory: {why}", state.path) from None
+    return state
+
+
+def make_gate(request: RunRequest, approve: Approver) -> Gate:
+    """The gate of a fixing run: windows, approvals, host locks and budgets."""
+    settings = request.settings
+    state = state_dir(settings)
+    required = frozenset(
+        p.job.runbook_name for p in request.planned if p.job.runbook.approval == "required"
+    )
+    approved = required if settings.yes or not required else approve(required, request.planned)
+    return RunGate(
+        locks=HostLocks(state, request.run_id, default_owner(), settings.lock_ttl),
+        budget=RemediationBudget(state),
+        approved=approved & required,
+        force=settings.force,
+    )
+
+
+def make_audit(settings: RunSettings) -> CommandAudit:
+    """The audit log of a run that may change hosts."""
+    return AuditLog(StateDir(settings.state_dir), default_owner())
+
+
+def run_interruptibly(
+    engine: Engine,
+    planned: Sequence[PlannedJob],
+    run_id: str,
+    notify: Callable[[str], None] = lambda _: None,
+) -> RunResult:
+    """SIGINT or SIGTERM: no new host or step starts; the result (and record) still comes.
+
+    ``notify`` hears the signal's name, e.g. to tell the operator what is happening.
+    """
+
+    def stop(name: str) -> None:
+        notify(name)
+        engine.abort()
+
+    previous = {sig: _on_signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return engine.run([p.job for p in planned], run_id)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _on_signal(signum: signal.Signals, stop: Callable[[str], None]) -> Any:
+    def handler(received: int, frame: FrameType | None) -> None:
+        stop(signal.Signals(received).name)
+
+    return signal.signal(signum, handler)
+
+
+def check_writable(path: Path | None) -> None:
+    """Refuse an unwritable output path before any host is touched, not after."""
+    if path is None or str(path) == "-":
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".oorfix-check-"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write the run record: {exc.strerror or exc}", path) from None
+    if path.is_dir():
+        raise InputError("cannot write the run record: it is a directory", path)
+
+
+def write_outputs(record: RunRecord, json_path: Path | None, junit_path: Path | None) -> str | None:
+    """Write the record and JUnit XML where asked; the record's text when it goes to stdout."""
+    if junit_path is not None:
+        write_record(junit_path, junit_xml(record))
+    if json_path is None:
+        return None
+    if str(json_path) == "-":
+        return record.to_json()
+    write_record(json_path, record.to_json())
+    return None
+
+
+def keep_history(settings: RunSettings, record: RunRecord, planned: Sequence[PlannedJob]) -> None:
+    """Store the run (record, plan, evidence) in the state directory; OSError if it cannot."""
+    save_run(StateDir(settings.state_dir), record, plan_data(planned))
+
+
+def plan_data(planned: Sequence[PlannedJob]) -> list[dict[str, Any]]:
+    """The rendered plan as JSON-ready data (commands masked), for the run history."""
+    return [
+        {
+            "host": p.job.host.name,
+            "runbook": p.job.runbook_name,
+            "steps": [
+                {
+                    "phase": str(s.phase),
+                    "name": s.label,
+                    "command": str(s.command),
+                    "mutating": s.mutating,
+                    "on": [h.name for h in s.targets] if s.step.on else None,
+                }
+                for s in p.steps
+            ],
+        }
+        for p in planned
+    ]

@@ -1,0 +1,93 @@
+"""Every command's options: a shared option reads the same wherever it appears, and the
+commands that contact hosts accept the same run options."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+
+from oorfix.cli import main
+from oorfix.cli.options import OPTIONS, RUN_OPTIONS
+from oorfix.cli.wiring import DEFAULTS, RunSettings
+
+# validate's -i is optional there: it only adds rendering against an inventory when given.
+EXEMPT = {("validate", "inventory_path")}
+
+
+def commands(group: click.Group, prefix: str = "") -> Iterator[tuple[str, click.Command]]:
+    """Every leaf command of ``group``, by its full name."""
+    for name, command in sorted(group.commands.items()):
+        full = f"{prefix}{name}"
+        if isinstance(command, click.Group):
+            yield from commands(command, f"{full} ")
+        else:
+            yield full, command
+
+
+def described(option: click.Option) -> tuple[object, ...]:
+    default = option.default
+    return (tuple(option.opts), tuple(option.secondary_opts), default, option.help, option.count)
+
+
+def options_of(command: click.Command) -> dict[str, click.Option]:
+    return {p.name or "": p for p in command.params if isinstance(p, click.Option)}
+
+
+ALL = dict(commands(main))
+
+
+def test_every_command_is_walked() -> None:
+    assert {"run", "diagnose", "plan", "validate", "catalog", "audit verify", "report"} <= set(ALL)
+
+
+def test_a_shared_option_is_the_same_everywhere() -> None:
+    seen: dict[str, tuple[str, tuple[object, ...]]] = {}
+    for name, command in ALL.items():
+        for dest, option in options_of(command).items():
+            if (name, dest) in EXEMPT or dest == "help":
+                continue
+            first = seen.setdefault(dest, (name, described(option)))
+            assert described(option) == first[1], f"--{dest}: {name} differs from {first[0]}"
+
+
+def test_every_option_named_like_a_shared_one_is_the_shared_one() -> None:
+    shared_dests = {}
+    for key in OPTIONS:
+
+        @OPTIONS[key]
+        def probe() -> None: ...
+
+        (param,) = click.command()(probe).params
+        shared_dests[param.name] = described(param)  # type: ignore[arg-type]
+    for name, command in ALL.items():
+        for dest, option in options_of(command).items():
+            if dest in shared_dests and (name, dest) not in EXEMPT:
+                assert described(option) == shared_dests[dest], f"{name} --{dest}"
+
+
+@pytest.mark.parametrize("name", ["run", "diagnose"])
+def test_commands_that_contact_hosts_take_every_run_option(name: str) -> None:
+    dests = set(options_of(ALL[name]))
+    wanted = {
+        "inventory_path", "limit", "extra", "forks", "known_hosts", "accept_new_host_keys",
+        "connect_timeout", "json_path", "junit_path", "verbose", "quiet", "serial",
+        "max_fail_percent", "yes", "force", "state_dir", "lock_ttl",
+    }  # fmt: skip
+    assert len(RUN_OPTIONS) == len(wanted)
+    assert wanted <= dests
+
+
+def test_defaults_come_from_the_run_settings() -> None:
+    run = options_of(ALL["run"])
+    assert run["forks"].default == RunSettings().forks == DEFAULTS.forks
+    assert run["connect_timeout"].default == RunSettings().connect_timeout
+    assert run["lock_ttl"].default == RunSettings().lock_ttl
+    assert Path(str(run["inventory_path"].default)) == RunSettings().inventory_path
+
+
+def test_the_state_dir_has_one_help_text() -> None:
+    helps = {options_of(c)["state_dir"].help for c in ALL.values() if "state_dir" in options_of(c)}
+    assert len(helps) == 1
