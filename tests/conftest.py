@@ -11,6 +11,7 @@ import pytest
 from oorfix.inventory.hosts import HostConnection
 from oorfix.lab.sshd import SSHD, SshdServer
 from oorfix.transport.base import ConnectOptions
+from tests.support import require
 
 SSHD_ADDRESSES = tuple(f"127.0.0.{n}" for n in range(2, 10))
 
@@ -18,11 +19,7 @@ SSHD_ADDRESSES = tuple(f"127.0.0.{n}" for n in range(2, 10))
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdServer]:
     """One sshd serving 127.0.0.2-127.0.0.9 on one port; CI fails without sshd."""
-    if not SSHD.exists():
-        message = f"{SSHD} is not installed"
-        if os.environ.get("OORFIX_REQUIRE_SSHD") == "1":
-            pytest.fail(f"{message} and OORFIX_REQUIRE_SSHD=1")
-        pytest.skip(message)
+    require("SSHD", SSHD.exists(), f"{SSHD} is not installed")
     server = SshdServer(tmp_path_factory.mktemp("sshd"), SSHD_ADDRESSES)
     with server:
         yield server

@@ -27,7 +27,8 @@ from oorfix.results import RunMode, RunResult
 from oorfix.run.engine import Engine, EngineOptions, EngineParts, Observer, Silent
 from oorfix.run.planner import PlannedJob
 from oorfix.run.pool import ConnectionPool
-from oorfix.run.rollout import batch_size, parse_serial
+from oorfix.run.rollout import batch_size
+from oorfix.runbook.serial import parse_serial
 from oorfix.safety.audit import AuditLog, CommandAudit, NoAudit
 from oorfix.safety.budget import RemediationBudget
 from oorfix.safety.gates import Gate, OpenGate, RunGate

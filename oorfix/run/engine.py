@@ -199,9 +199,10 @@ class Engine:
             error=ending.reason,
             escalation=flow.escalation,
             notes=tuple(flow.notes),
-            # Checks taken in a batch ran before the job started; the result spans them too.
+            # Checks taken in a batch ran before the job started, timed by the host's clock
+            # (to 10 ms); the result spans them too.
             started=min([started, *(s.started for s in steps.steps)]),
-            ended=utcnow(),
+            ended=max([utcnow(), *(s.ended for s in steps.steps)]),
         )
         self._breaker.record(result)  # before anyone hears of it, so what they do next sees it
         self.parts.observer.job_finished(result)

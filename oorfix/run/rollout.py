@@ -10,7 +10,6 @@ then on no host starts: the rest are reported as skipped, without a connection.
 from __future__ import annotations
 
 import math
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,20 +17,6 @@ from dataclasses import dataclass, field
 from oorfix.results import HostResult, Outcome
 
 FAILURES = frozenset({Outcome.FAILED, Outcome.ERROR, Outcome.UNREACHABLE})
-_SERIAL = re.compile(r"^\s*(\d+)\s*(%?)\s*$")
-
-
-def parse_serial(value: int | str) -> int | float:
-    """``3`` hosts, or ``"25%"`` as the fraction 0.25; ValueError otherwise."""
-    match = _SERIAL.match(str(value))
-    if match is None or int(match.group(1)) == 0:
-        raise ValueError(f"serial {value!r}: use a number of hosts (2) or a percentage (25%)")
-    number = int(match.group(1))
-    if match.group(2):
-        if number > 100:
-            raise ValueError(f"serial {value!r}: a percentage is at most 100%")
-        return number / 100
-    return number
 
 
 def batch_size(serial: int | float | None, hosts: int) -> int:

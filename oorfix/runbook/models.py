@@ -22,8 +22,8 @@ from pydantic import (
 )
 
 from oorfix.catalog import is_known_fault
-from oorfix.run.rollout import parse_serial
 from oorfix.runbook.durations import parse_duration
+from oorfix.runbook.serial import parse_serial
 from oorfix.runbook.windows import Window
 
 DURATION_SCHEMA = {

@@ -28,6 +28,7 @@ import pytest
 from oorfix.lab import services
 from oorfix.lab.lab import API_PORT, Lab, payment_hosts
 from oorfix.lab.sshd import SSHD
+from tests.support import require
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_BASE = "127.0.30."
@@ -39,11 +40,7 @@ CLI_TIMEOUT = 120.0  # a bound against a hung CLI, far above any run here
 
 def require_sshd() -> None:
     """Skip without sshd, or fail when the suite is told sshd must be there (CI)."""
-    if not SSHD.exists():
-        message = f"{SSHD} is not installed"
-        if os.environ.get("OORFIX_REQUIRE_SSHD") == "1":
-            pytest.fail(f"{message} and OORFIX_REQUIRE_SSHD=1")
-        pytest.skip(message)
+    require("SSHD", SSHD.exists(), f"{SSHD} is not installed")
 
 
 def start_service(unit: services.Unit) -> bool:

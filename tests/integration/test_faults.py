@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import socket
 import subprocess
@@ -48,6 +47,7 @@ from oorfix.lab.topology import (
 )
 from oorfix.runbook.loader import load_runbooks
 from tests.integration.conftest import CliRun, require_sshd, run_cli
+from tests.support import require
 
 pytestmark = pytest.mark.integration
 
@@ -68,12 +68,8 @@ FAN_CRITICAL_RPM = FAN_LIMITS[1]  # lower critical: the BMC flags a fan below it
 
 def require_netns() -> None:
     """Skip without root and network namespaces, or fail when CI says they must be there."""
-    if network.available():
-        return
-    message = "network namespaces are not available (needs root and `ip netns`)"
-    if os.environ.get("OORFIX_REQUIRE_NETNS") == "1":
-        pytest.fail(f"{message} and OORFIX_REQUIRE_NETNS=1")
-    pytest.skip(message)
+    why = "network namespaces are not available (needs root and `ip netns`)"
+    require("NETNS", network.available(), why)
 
 
 def catalogue() -> dict[str, list[str]]:

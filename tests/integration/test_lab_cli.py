@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support import require
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,10 +36,7 @@ def lab_pids(directory: Path) -> list[int]:
 
 @pytest.fixture
 def lab_dir(tmp_path: Path) -> Path:
-    if not Path("/usr/sbin/sshd").exists():
-        if os.environ.get("OORFIX_REQUIRE_SSHD") == "1":
-            pytest.fail("/usr/sbin/sshd is missing and OORFIX_REQUIRE_SSHD=1")
-        pytest.skip("no sshd")
+    require("SSHD", Path("/usr/sbin/sshd").exists(), "/usr/sbin/sshd is not installed")
     directory = tmp_path / "lab"
     yield directory
     oorfix("lab", "down", "--dir", str(directory))

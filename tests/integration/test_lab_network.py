@@ -8,7 +8,6 @@ the network down and checks that nothing is left in the machine's own namespace.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from oorfix.lab.topology import (
     LabHost,
     default_topology,
 )
+from tests.support import require
 
 pytestmark = pytest.mark.integration
 
@@ -44,12 +44,8 @@ SESSION_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
 def require_netns() -> None:
     """Skip without root and network namespaces, or fail when CI says they must be there."""
-    if net_mod.available():
-        return
-    message = "network namespaces are not available (needs root and `ip netns`)"
-    if os.environ.get("OORFIX_REQUIRE_NETNS") == "1":
-        pytest.fail(f"{message} and OORFIX_REQUIRE_NETNS=1")
-    pytest.skip(message)
+    why = "network namespaces are not available (needs root and `ip netns`)"
+    require("NETNS", net_mod.available(), why)
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -221,8 +217,7 @@ def ssh(server: SshdServer, address: str, command: str) -> subprocess.CompletedP
 
 
 def test_ssh_sessions_run_inside_the_host_namespace(built: Built, tmp_path: Path) -> None:
-    if not SSHD.exists():
-        pytest.skip(f"{SSHD} is not installed")
+    require("SSHD", SSHD.exists(), f"{SSHD} is not installed")
     api, lb = built.host("pg-api-1"), built.host("lb-1")
     environments = {
         "127.0.71.2": {net_mod.ENTER_ENV: api.netns, "PATH": SESSION_PATH},

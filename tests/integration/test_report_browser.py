@@ -9,7 +9,6 @@ what a reader's browser shows, not about the HTML text we wrote.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import textwrap
 import time
@@ -32,6 +31,7 @@ from oorfix.run.pool import ConnectionPool
 from oorfix.runbook.loader import load_runbook
 from oorfix.safety.audit import NoAudit
 from oorfix.safety.gates import OpenGate
+from tests.support import require
 from tests.unit.fakes import FakeTransport, Reply, Script
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -142,11 +142,8 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def browser() -> Path:
     """Chromium, or a skip (a failure when OORFIX_REQUIRE_BROWSER=1, as in CI)."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is not installed (Debian: apt-get install chromium fonts-liberation)"
-        if os.environ.get("OORFIX_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{message} and OORFIX_REQUIRE_BROWSER=1")
-        pytest.skip(message)
+    why = f"{CHROMIUM} is not installed (Debian: apt-get install chromium fonts-liberation)"
+    require("BROWSER", CHROMIUM.exists(), why)
     return CHROMIUM
 
 

@@ -21,7 +21,15 @@ from click.testing import CliRunner
 from oorfix.cli.audit import audit as audit_cli
 from oorfix.redact import Command, Redactor
 from oorfix.safety import audit as audit_module
-from oorfix.safety.audit import GENESIS, AuditLog, AuditWhere, VerifyResult, canonical, entry_hash, verify
+from oorfix.safety.audit import (
+    GENESIS,
+    AuditLog,
+    AuditWhere,
+    VerifyResult,
+    canonical,
+    entry_hash,
+    verify,
+)
 from oorfix.safety.state import StateDir
 from tests.unit.shared import run_all
 
@@ -54,7 +62,9 @@ def log(state: StateDir) -> AuditLog:
 
 def change(log: AuditLog, run_id: str = "run-1", step: str = "restart", rc: int = 0) -> str:
     """One intent and its result, as the step executor writes them; returns the intent id."""
-    where = AuditWhere(run_id, "pg-api-1", "nginx-down", "remediate", step, "systemctl restart nginx")
+    where = AuditWhere(
+        run_id, "pg-api-1", "nginx-down", "remediate", step, "systemctl restart nginx"
+    )
     intent_id = log.intent(where)
     log.result(where, rc=rc, status="ok" if rc == 0 else "failed", intent_id=intent_id)
     return intent_id

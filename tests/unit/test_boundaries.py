@@ -1,8 +1,11 @@
-"""Import boundaries, checked in a fresh interpreter: what never loads paramiko or fabric.
+"""Import boundaries: which package may import which, and what never loads the SSH stack.
 
-``oorfix validate`` contacts no host, so it must not pay for (or depend on) the SSH stack;
-the engine, planner and executor work against the Transport protocol and only
-``open_transport`` loads the SSH transport, when an SSH host is actually opened.
+The direction of imports between packages is the architecture (ARCHITECTURE.md): the base
+modules at the bottom, the runbook language and inventories above them, then transports, the
+safety controls, the run, output, and the command line on top. ``oorfix validate`` contacts no
+host, so it must not pay for (or depend on) the SSH stack; the engine works against the
+Transport protocol and only ``open_transport`` loads the SSH transport, when an SSH host is
+actually opened.
 """
 
 from __future__ import annotations
@@ -72,3 +75,89 @@ def test_the_check_sees_paramiko_when_an_ssh_host_is_opened() -> None:
         "open_transport(HostConnection('s', '127.0.0.1', kind='ssh'), ConnectOptions())\n"
     )
     assert "paramiko" in ssh_modules_after(code)
+
+
+# --- the direction of imports between packages -----------------------------------------
+
+BASE = frozenset({"errors", "results", "redact", "catalog"})
+# Package -> the packages it may import ("base": errors, results, redact, catalog).
+ALLOWED = {
+    "base": {"base"},
+    "runbook": {"base"},
+    "inventory": {"base", "runbook"},
+    "transport": {"base", "inventory"},
+    "safety": {"base", "runbook"},
+    "run": {"base", "runbook", "inventory", "transport", "safety"},
+    "output": {"base", "runbook", "inventory", "run", "safety"},
+    "lab": {"base", "inventory", "transport"},
+    "cli": {"base", "runbook", "inventory", "transport", "safety", "run", "output", "lab"},
+}
+# Only the transport package itself may name the SSH transport modules.
+TRANSPORT_INSIDE = ("oorfix.transport.ssh", "oorfix.transport.known_hosts")
+# The package's own entry points sit above everything: the lazy public API and `python -m`.
+TOP = frozenset({"oorfix", "oorfix.__main__"})
+
+
+def package_of(module: str) -> str:
+    """``oorfix.run.engine`` -> ``run``; the base modules -> ``base``."""
+    parts = module.split(".")
+    return "base" if len(parts) < 2 or parts[1] in BASE else parts[1]
+
+
+def imports_of(path: Path) -> list[str]:
+    """The oorfix modules a source file imports (``from oorfix import x`` names ``oorfix.x``)."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "oorfix":
+                names += [f"oorfix.{alias.name}" for alias in node.names]
+            elif node.module.startswith("oorfix."):
+                names.append(node.module)
+        elif isinstance(node, ast.Import):
+            names += [a.name for a in node.names if a.name.startswith("oorfix.")]
+    return [n for n in names if n != "oorfix.__version__"]
+
+
+def modules() -> list[tuple[str, Path]]:
+    """Every module of the package, by dotted name."""
+    found = []
+    for path in sorted((REPO / "oorfix").rglob("*.py")):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found.append((name, path))
+    return found
+
+
+def violations() -> list[str]:
+    """Every import that goes against ALLOWED or reaches into the SSH transport."""
+    bad = []
+    for name, path in modules():
+        if name in TOP:
+            continue
+        source = package_of(name)
+        for target in imports_of(path):
+            if package_of(target) not in ALLOWED[source] | {source}:
+                bad.append(f"{name} ({source}) imports {target} ({package_of(target)})")
+            if target.startswith(TRANSPORT_INSIDE) and source != "transport":
+                bad.append(f"{name} imports {target}: use oorfix.transport.open_transport")
+    return bad
+
+
+def test_every_package_is_in_the_table() -> None:
+    packages = {package_of(name) for name, _ in modules() if name not in TOP}
+    assert packages == set(ALLOWED)
+
+
+def test_imports_point_one_way() -> None:
+    assert violations() == []
+
+
+def test_the_check_catches_an_import_against_the_direction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The control: a safety module that imports the engine is reported.
+    fake = tmp_path / "oorfix" / "safety"
+    fake.mkdir(parents=True)
+    (fake / "bad.py").write_text("from oorfix.run.engine import Engine\n")
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    assert violations() == ["oorfix.safety.bad (safety) imports oorfix.run.engine (run)"]
