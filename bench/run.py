@@ -3,7 +3,7 @@
 1. fleet detect: N lab hosts x 10 read-only checks. oorfix (one connection per host, bounded
    pool) against the baseline a fabric user writes first: ThreadingGroup.run per check.
 2. output capture: one command printing 8 MiB over SSH. oorfix's bounded linear capture
-   against fabric's Connection.run(hide=True), whose capture PITFALLS.md measured as quadratic.
+   against fabric's Connection.run(hide=True), whose capture is quadratic (docs/pitfalls.md §7).
 
 The hosts are lab addresses behind one real sshd on loopback. Run with `make bench`.
 """

@@ -36,7 +36,7 @@ FAULTS: tuple[FaultType, ...] = (
 )
 
 FAULT_IDS: frozenset[str] = frozenset(f.id for f in FAULTS)
-# Preventive maintenance runbooks carry a fault id under this prefix (DESIGN.md §2).
+# Preventive maintenance runbooks carry a fault id under this prefix (see `oorfix catalog`).
 MAINTENANCE_PREFIX = "maintenance."
 # Remediation order when several faults are confirmed on one host: power first, network last.
 CATEGORY_ORDER = ("hardware", "environment", "software", "network", "maintenance")

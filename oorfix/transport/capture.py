@@ -1,10 +1,10 @@
 """Bounded, linear-time capture of one output stream.
 
 invoke keeps all output in memory and re-joins it on every read, which is quadratic
-(PITFALLS 7). A Capture keeps the first ``head_bytes`` and the last ``tail_bytes`` and only
+(docs/pitfalls.md §7). A Capture keeps the first ``head_bytes`` and the last ``tail_bytes`` and only
 counts the rest, so a command that prints gigabytes costs a fixed amount of memory and time
 proportional to its output. Text is decoded with ``backslashreplace``: bytes that are not
-UTF-8 appear as ``\\xNN`` escapes instead of being lost or raising (PITFALLS 8).
+UTF-8 appear as ``\\xNN`` escapes instead of being lost or raising (docs/pitfalls.md §8).
 """
 
 from __future__ import annotations

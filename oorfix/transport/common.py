@@ -2,7 +2,7 @@
 
 Both transports run ``shell.wrap``-ped commands, so the host's own ``timeout`` ends a command
 at ``timeout + kill_grace``; ``CLIENT_MARGIN`` later the client stops waiting whatever the host
-does (PITFALLS 4, 6). Both turn what they read into a ``CommandResult`` the same way here.
+does (docs/pitfalls.md §4, 6). Both turn what they read into a ``CommandResult`` the same way here.
 """
 
 from __future__ import annotations

@@ -7,14 +7,14 @@ see the same shell, the same quoting and the same limits:
 
 * ``timeout`` (coreutils) runs on the host itself, so a command that overruns its budget is
   stopped there even when the connection is gone: a client-side timeout alone leaves the
-  remote process running (PITFALLS 4). At ``timeout`` seconds it sends TERM to the command's
-  whole process group; ``kill_grace`` seconds later it sends KILL.
+  remote process running (docs/pitfalls.md §4). At ``timeout`` seconds it sends TERM to the
+  command's whole process group; ``kill_grace`` seconds later it sends KILL.
 * Exit status 124 means the budget ran out and TERM stopped the command; 137 (128 + KILL)
   means TERM was ignored and KILL was needed. A command may exit 124 or 137 by itself, so a
   transport only calls a result timed out when the status is one of these AND the command
   ran for at least its budget (see ``is_timeout_status``).
 * ``sudo -n`` never prompts: without a password-less rule it fails at once with
-  "sudo: a password is required" instead of hanging on a prompt (PITFALLS 9). sudo wraps
+  "sudo: a password is required" instead of hanging on a prompt (docs/pitfalls.md §9). sudo wraps
   ``timeout`` (not the other way round) so the budget is enforced with root's rights.
 """
 

@@ -1,8 +1,8 @@
 """Run commands over SSH with paramiko: one verified connection per host for the whole run.
 
 paramiko's SSHClient is used directly rather than fabric's Connection: fabric accepts any
-host key, leaks threads after a failed login and captures output quadratically (PITFALLS
-1, 7, 12), and none of its extras are needed here. Only this module and ``known_hosts`` import
+host key, leaks threads after a failed login and captures output quadratically (docs/pitfalls.md
+§1, 7, 12), and none of its extras are needed here. Only this module and ``known_hosts`` import
 paramiko; every paramiko and socket exception is mapped in ``SshTransport._mapped``, except a
 known_hosts file paramiko cannot parse, which ``known_hosts`` reports as a HostKeyError.
 
@@ -53,7 +53,7 @@ class _ParamikoToDebug(logging.Handler):
 
 
 def _route_paramiko_logs() -> None:
-    """Keep paramiko's tracebacks off stderr (PITFALLS 13); they stay visible at debug level."""
+    """Keep paramiko's tracebacks off stderr (docs/pitfalls.md §13); debug level shows them."""
     paramiko_log = logging.getLogger("paramiko")
     if not any(isinstance(h, _ParamikoToDebug) for h in paramiko_log.handlers):
         paramiko_log.addHandler(_ParamikoToDebug())
@@ -71,7 +71,7 @@ def _channel_request(channel: paramiko.Channel, message: paramiko.Message) -> No
         name = message.get_text()
         number = getattr(signal.Signals, "SIG" + name, None)
         # Reported as a shell would (128 + N), so a remote `kill -9` (137) is told apart from
-        # a dropped connection, which paramiko also reports as -1 (PITFALLS 5).
+        # a dropped connection, which paramiko also reports as -1 (docs/pitfalls.md §5).
         channel.exit_status = 128 + int(number) if number is not None else -1
         channel.status_event.set()
         return
@@ -124,7 +124,7 @@ class SshTransport:
                     self.known_host.trust(client, accept_new=self.options.accept_new_host_keys)
                     client.connect(**self._connect_args(self._socket()))
             except BaseException:
-                _close_client(client)  # PITFALLS 12: a failed login leaves threads behind
+                _close_client(client)  # docs/pitfalls.md §12: a failed login leaves threads behind
                 raise
             self._client = client
 
@@ -166,7 +166,7 @@ class SshTransport:
         return transport
 
     def _exec(self, channel: paramiko.Channel, wrapped: str) -> None:
-        """Start the command; a host that never answers is treated as gone (PITFALLS 6)."""
+        """Start the command; a host that never answers is treated as gone (docs/pitfalls.md §6)."""
         # exec_command waits for the reply without a timeout; closing the channel ends the wait.
         watchdog = threading.Timer(self.options.connect_timeout, channel.close)
         watchdog.daemon = True

@@ -1,7 +1,7 @@
 """The transport contract, run against both transports, and SSH's own traps against a real sshd.
 
 Every test in ``TestContract`` runs once over LocalTransport and once over SshTransport talking
-to the lab sshd (PITFALLS numbers refer to /work/shared/PITFALLS.md).
+to the lab sshd (§ numbers refer to docs/pitfalls.md).
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ class TestContract:
         assert (result.rc, result.stdout.text, result.timed_out) == (0, "after\n", False)
 
     def test_big_stdout_and_stderr_at_once_do_not_deadlock(self, transport: Transport) -> None:
-        # Both streams exceed the SSH window and the pipe buffers at the same time (PITFALLS 7).
+        # Both streams exceed the SSH window and the pipe buffers at once (docs/pitfalls.md §7).
         script = "(yes out | head -c 3000000) & (yes err | head -c 3000000 >&2); wait"
         started = time.monotonic()
         result = transport.run(Command(script), timeout=20)
@@ -167,7 +167,7 @@ class TestContract:
         assert result.stdout.text == "café \\xff\\xfe ok\n"
 
     def test_timeout_stops_the_command_on_the_host(self, transport: Transport) -> None:
-        # PITFALLS 4: the host's own `timeout` kills it, not just our wait.
+        # docs/pitfalls.md §4: the host's own `timeout` kills it, not just our wait.
         seconds = marker()
         result = transport.run(Command(f"sh -c 'sleep {seconds}'"), timeout=1)
         assert (result.timed_out, result.rc) == (True, 124)
@@ -186,7 +186,7 @@ class TestContract:
         assert (result.rc, result.timed_out) == (124, False)
 
     def test_a_killed_command_reports_its_signal(self, transport: Transport) -> None:
-        # A remote `kill -9` is data (128 + 9), not a lost connection (PITFALLS 5).
+        # A remote `kill -9` is data (128 + 9), not a lost connection (docs/pitfalls.md §5).
         result = transport.run(Command("echo before; kill -9 $$"), timeout=10)
         assert (result.rc, result.timed_out, result.stdout.text) == (137, False, "before\n")
 
@@ -488,7 +488,7 @@ def test_a_silent_server_fails_within_the_banner_timeout(
         transport.connect()
     assert time.monotonic() - started < 3
     transport.close()
-    # PITFALLS 13: paramiko logs a traceback here; none of it may reach the terminal.
+    # docs/pitfalls.md §13: paramiko logs a traceback here; none of it may reach the terminal.
     assert capfd.readouterr().err == ""
 
 
@@ -603,7 +603,7 @@ def test_a_frozen_connection_is_bounded_by_the_deadline(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # PITFALLS 6: a path that stops answering is caught only by a wall-clock deadline.
+    # docs/pitfalls.md §6: a path that stops answering is caught only by a wall-clock deadline.
     monkeypatch.setattr(common_module, "CLIENT_MARGIN", 0.2)
     pid_file = tmp_path / "pid"
     transport = open_transport(ssh_conn("127.0.0.8"), replace(ssh_options, kill_grace=0.2))
@@ -651,7 +651,7 @@ def test_threads_and_fds_return_to_baseline(
     ssh_conn: Callable[[str], HostConnection],
     tmp_path: Path,
 ) -> None:
-    # PITFALLS 12: a failed login must not leave paramiko's threads or sockets behind.
+    # docs/pitfalls.md §12: a failed login must not leave paramiko's threads or sockets behind.
     other_host_key(tmp_path)
     good = ssh_conn("127.0.0.9")
     wrong_key = replace(good, key_file=tmp_path / "other_key")
@@ -677,7 +677,7 @@ def test_agent_forwarding_is_never_requested(
     ssh_conn: Callable[[str], HostConnection],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # PITFALLS 14: a forwarded agent lets any root on the host sign as us; never ask for one.
+    # docs/pitfalls.md §14: a forwarded agent lets any root on the host sign as us; never ask.
     asked: list[str] = []
 
     def refuse(what: str) -> Callable[..., None]:
