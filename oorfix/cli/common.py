@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 from rich.markup import escape
 
-from oorfix.cli.wiring import DEFAULT_RUNBOOKS, RunSettings
+from oorfix.cli.settings import DEFAULT_RUNBOOKS, RunSettings
 from oorfix.errors import InputError, InputErrors
 from oorfix.inventory.core import Inventory, load_inventory
 from oorfix.output.console import make_console

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from oorfix.cli.wiring import DEFAULT_RUNBOOKS, DEFAULTS
+from oorfix.cli.settings import DEFAULT_RUNBOOKS, DEFAULTS
 from oorfix.safety.state import default_state_dir
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -13,9 +13,9 @@ from rich.console import Console
 
 from oorfix.cli.common import input_errors_exit, load_and_plan, runbook_args, settings_from, warn
 from oorfix.cli.options import RUN_OPTIONS, shared
+from oorfix.cli.settings import RunSettings
 from oorfix.cli.wiring import (
     RunRequest,
-    RunSettings,
     assemble,
     check_writable,
     keep_history,

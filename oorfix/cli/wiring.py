@@ -12,11 +12,12 @@ from __future__ import annotations
 import signal
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from oorfix.cli.settings import RunSettings
 from oorfix.errors import InputError
 from oorfix.inventory.core import Inventory
 from oorfix.inventory.hosts import Host
@@ -33,34 +34,8 @@ from oorfix.safety.audit import AuditLog, CommandAudit, NoAudit
 from oorfix.safety.budget import RemediationBudget
 from oorfix.safety.gates import Gate, OpenGate, RunGate
 from oorfix.safety.locks import HostLocks, default_owner
-from oorfix.safety.state import StateDir, default_state_dir
+from oorfix.safety.state import StateDir
 from oorfix.transport import ConnectOptions, Transport, open_transport
-
-DEFAULT_INVENTORY = Path("inventory")
-DEFAULT_RUNBOOKS = Path("runbooks")
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """What to run, where and how carefully; every default of a run is here."""
-
-    runbooks: tuple[str, ...] = ()
-    inventory_path: Path = DEFAULT_INVENTORY
-    limit: str | None = None
-    extra: tuple[str, ...] = ()
-    forks: int = 10
-    known_hosts: Path | None = None  # default: ~/.ssh/known_hosts
-    accept_new_host_keys: bool = False
-    connect_timeout: float = 10.0
-    serial: str | None = None  # N hosts or P%; wins over the runbooks
-    max_fail_percent: float | None = None  # wins over the runbooks
-    yes: bool = False  # approve runbooks that require approval
-    force: bool = False  # fix outside the runbooks' maintenance windows
-    state_dir: Path = field(default_factory=default_state_dir)
-    lock_ttl: float = 900.0
-
-
-DEFAULTS = RunSettings(state_dir=Path("$XDG_STATE_HOME/oorfix"))
 
 
 class Approver(Protocol):

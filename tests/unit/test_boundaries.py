@@ -161,3 +161,22 @@ def test_the_check_catches_an_import_against_the_direction(
     (fake / "bad.py").write_text("from oorfix.run.engine import Engine\n")
     monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
     assert violations() == ["oorfix.safety.bad (safety) imports oorfix.run.engine (run)"]
+
+
+def test_the_version_loads_no_command() -> None:
+    # Commands are imported when used: `oorfix --version` pays for none of them.
+    code = (
+        "import sys\n"
+        "from oorfix.cli import main\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('oorfix.run', 'oorfix.output', 'oorfix.cli.run', 'pydantic', 'paramiko')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -11,7 +11,7 @@ import pytest
 
 from oorfix.cli import main
 from oorfix.cli.options import OPTIONS, RUN_OPTIONS
-from oorfix.cli.wiring import DEFAULTS, RunSettings
+from oorfix.cli.settings import DEFAULTS, RunSettings
 
 # validate's -i is optional there: it only adds rendering against an inventory when given.
 EXEMPT = {("validate", "inventory_path")}
@@ -19,7 +19,10 @@ EXEMPT = {("validate", "inventory_path")}
 
 def commands(group: click.Group, prefix: str = "") -> Iterator[tuple[str, click.Command]]:
     """Every leaf command of ``group``, by its full name."""
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, name
         full = f"{prefix}{name}"
         if isinstance(command, click.Group):
             yield from commands(command, f"{full} ")
