@@ -6,6 +6,8 @@
     │   ├── RunbookError             a runbook that does not fit the schema
     │   ├── InventoryError           an inventory that cannot be read or resolved
     │   └── TemplateError            a template that does not parse or renders an undefined name
+    ├── ControllerError              this machine ran out of something (file descriptors,
+    │                                memory); never blamed on a host
     └── TransportError               trouble talking to one host; becomes that host's result
         ├── ConnectError             the host could not be reached or refused us (unreachable)
         │   └── HostKeyError         unknown or changed host key; refused before any command
@@ -65,6 +67,10 @@ class InputErrors(InputError):
     def __init__(self, errors: list[InputError]):
         self.errors = errors
         super().__init__("\n".join(e.location_message() for e in errors))
+
+
+class ControllerError(OorfixError):
+    """The controller (this machine) ran out of a local resource; the host is not at fault."""
 
 
 class TransportError(OorfixError):

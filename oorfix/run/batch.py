@@ -11,7 +11,7 @@ import contextlib
 import threading
 from collections.abc import Sequence
 
-from oorfix.errors import ConnectError, ConnectionLost, InputError
+from oorfix.errors import ConnectError, ConnectionLost, ControllerError, InputError
 from oorfix.inventory.core import Inventory
 from oorfix.redact import Command, Redactor
 from oorfix.results import CommandResult, Phase
@@ -99,7 +99,8 @@ def prefetch_detect(
         if in_flight is not None:
             in_flight.add(marker, transport)
         raw = transport.run(command, timeout=budget(items))
-    except (ConnectError, ConnectionLost):
+    except (ConnectError, ConnectionLost, ControllerError):
+        # The checks then run one by one, and each reports what stopped it.
         pool.discard(jobs[0].host)
         return given
     finally:

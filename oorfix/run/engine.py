@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from oorfix.errors import ConnectError, ConnectionLost
+from oorfix.errors import ConnectError, ConnectionLost, ControllerError
 from oorfix.inventory.core import Inventory
 from oorfix.results import (
     CommandResult,
@@ -216,6 +216,8 @@ class Engine:
             return flow.flow()
         except ConnectError as exc:
             return Ending(Outcome.UNREACHABLE, exc.message)
+        except ControllerError as exc:  # this machine's shortage: the host is not to blame
+            return Ending(Outcome.ERROR, str(exc))
         except ConnectionLost as exc:
             flow.escalate_after_loss()
             return Ending(Outcome.ERROR, exc.message)

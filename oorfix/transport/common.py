@@ -7,15 +7,32 @@ does (docs/pitfalls.md §4, 6). Both turn what they read into a ``CommandResult`
 
 from __future__ import annotations
 
+import errno
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from oorfix.errors import ControllerError
 from oorfix.redact import Command
 from oorfix.results import CommandResult, utcnow
 from oorfix.transport.base import ConnectOptions
 from oorfix.transport.capture import Capture
 from oorfix.transport.shell import is_timeout_status
+
+# Errors that say this machine ran short, not that the host is unreachable.
+LOCAL_SHORTAGES = {
+    errno.EMFILE: "the controller has too many open files (raise `ulimit -n` or lower --forks)",
+    errno.ENFILE: "the controller's system has too many open files",
+    errno.ENOMEM: "the controller is out of memory",
+    errno.ENOBUFS: "the controller is out of network buffers",
+}
+
+
+def raise_local_shortage(host: str, exc: OSError) -> None:
+    """Raise ControllerError when ``exc`` says this machine ran short; else return."""
+    if exc.errno in LOCAL_SHORTAGES:
+        raise ControllerError(f"{host}: {LOCAL_SHORTAGES[exc.errno]}") from exc
+
 
 # Seconds past timeout + kill_grace before the client stops waiting for the host's `timeout`.
 CLIENT_MARGIN = 2.0

@@ -23,6 +23,7 @@ import paramiko
 
 from oorfix.errors import HostKeyError
 from oorfix.inventory.hosts import HostConnection
+from oorfix.transport.common import raise_local_shortage
 
 _LOG = logging.getLogger(__name__)
 _KNOWN_HOSTS_LOCK = threading.Lock()
@@ -122,6 +123,7 @@ class KnownHost:
             # corrupt one fails here rather than in the middle of the login.
             keys.lookup(self.name)
         except OSError as exc:
+            raise_local_shortage(self.host, exc)
             known = shlex.quote(str(self.path))
             raise HostKeyError(
                 self.host, f"cannot read known_hosts file {known}: {exc.strerror or exc}"

@@ -32,7 +32,14 @@ from oorfix.redact import Command
 from oorfix.results import CommandResult
 from oorfix.transport.base import ConnectOptions
 from oorfix.transport.capture import Capture
-from oorfix.transport.common import EXIT_DRAIN_IDLE, POLL, READ_SIZE, Attempt, captures
+from oorfix.transport.common import (
+    EXIT_DRAIN_IDLE,
+    POLL,
+    READ_SIZE,
+    Attempt,
+    captures,
+    raise_local_shortage,
+)
 from oorfix.transport.known_hosts import KnownHost
 from oorfix.transport.shell import sudo_needed, wrap
 
@@ -237,7 +244,10 @@ class SshTransport:
         except paramiko.ChannelException as exc:
             reason = exc.text or f"code {exc.code}"
             raise failure(self.name, f"the host refused a session: {reason}") from exc
-        except (paramiko.SSHException, OSError, EOFError) as exc:
+        except OSError as exc:
+            raise_local_shortage(self.name, exc)
+            raise failure(self.name, self._describe(exc)) from exc
+        except (paramiko.SSHException, EOFError) as exc:
             raise failure(self.name, self._describe(exc)) from exc
 
     def _describe(self, exc: BaseException) -> str:

@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -437,6 +438,39 @@ def test_connection_refused_is_a_quick_connect_error(
     assert not isinstance(caught.value, HostKeyError)
     assert time.monotonic() - started < 2
     transport.close()
+
+
+def test_running_out_of_file_descriptors_is_the_controllers_error(
+    sshd: SshdServer, ssh_options: ConnectOptions, ssh_conn: Callable[[str], HostConnection]
+) -> None:
+    # A real EMFILE: a child process whose fd limit is what it already has open.
+    conn = ssh_conn("127.0.0.2")
+    code = f"""
+import os, resource
+from pathlib import Path
+from oorfix.errors import ControllerError, TransportError
+from oorfix.inventory.hosts import HostConnection
+from oorfix.transport import ConnectOptions, open_transport
+conn = HostConnection({conn.name!r}, {conn.address!r}, {conn.port}, {conn.user!r},
+                      Path({str(conn.key_file)!r}), "ssh")
+options = ConnectOptions(known_hosts=Path({str(ssh_options.known_hosts)!r}), connect_timeout=5)
+transport = open_transport(conn, options)
+import paramiko  # everything imported before the limit, so only the connection needs an fd
+used = len(os.listdir("/proc/self/fd")) - 1  # the listing's own fd is closed again
+resource.setrlimit(resource.RLIMIT_NOFILE, (used, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+try:
+    transport.connect()
+except ControllerError as exc:
+    print("controller:", exc)
+except TransportError as exc:
+    print("host:", type(exc).__name__, exc)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("controller: "), done.stdout
+    assert "too many open files" in done.stdout
 
 
 def test_a_wrong_key_is_a_connect_error(

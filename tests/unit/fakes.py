@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from oorfix.errors import ConnectError, ConnectionLost
+from oorfix.errors import ConnectError, ConnectionLost, ControllerError
 from oorfix.inventory.core import Inventory
 from oorfix.inventory.hosts import Host
 from oorfix.redact import Command
@@ -39,6 +39,7 @@ class Script:
 
     rules: list[tuple[re.Pattern[str], list[Reply]]] = field(default_factory=list)
     unreachable: str | None = None
+    shortage: str | None = None  # connect fails for want of a local resource (this machine)
 
     def on(self, pattern: str, *replies: Reply) -> Script:
         """Answer commands matching ``pattern`` with ``replies`` in turn."""
@@ -62,6 +63,8 @@ class FakeTransport:
     def connect(self) -> None:
         if self.script.unreachable:
             raise ConnectError(self.name, self.script.unreachable)
+        if self.script.shortage:
+            raise ControllerError(f"{self.name}: {self.script.shortage}")
         self.connected = True
 
     def run(self, command: Command, *, timeout: float, sudo: bool = False) -> CommandResult:

@@ -498,3 +498,19 @@ def test_a_tripped_breaker_stops_the_fixes_of_hosts_already_running(
     assert second.error is not None
     assert second.error.startswith("fix not started: circuit breaker: 1 of 2 hosts failed")
     assert ("api-2", "restart-api", False) not in sent
+
+
+def test_a_shortage_on_this_machine_is_never_blamed_on_the_host(
+    inventory: Inventory, api_down: LoadedRunbook
+) -> None:
+    scripts = {
+        "api-1": Script(shortage="the controller has too many open files"),
+        "api-2": Script().on("check-health"),
+    }
+    result, _ = run(inventory, api_down, scripts)
+    first, second = result.results
+    assert (first.status, first.error) == (
+        Outcome.ERROR,
+        "api-1: the controller has too many open files",
+    )
+    assert second.status is Outcome.HEALTHY  # the others carry on
