@@ -136,13 +136,19 @@ def _parse(source: str) -> nodes.Template:
         raise TemplateError(_message(exc)) from None
 
 
-def names_used(source: str, expression: bool = False) -> set[str]:
+def names_used(source: str, expression: bool = False) -> frozenset[str]:
     """The top-level variable names a template (or an expression) reads."""
     if not expression and not is_template(source):
-        return set()
+        return frozenset()
+    return _names_used(source, expression)
+
+
+# Planning asks this of the same templates for every host: parse each one once.
+@lru_cache(maxsize=4096)
+def _names_used(source: str, expression: bool) -> frozenset[str]:
     text = "{{ (" + source + ") }}" if expression else source
     try:
-        return set(meta.find_undeclared_variables(_parse(text)))
+        return frozenset(meta.find_undeclared_variables(_parse(text)))
     except jinja2.TemplateError as exc:  # an unknown filter or test, found while compiling
         raise TemplateError(_message(exc)) from None
 
@@ -176,10 +182,15 @@ def quoted_expressions(source: str) -> list[str]:
     return found
 
 
-def secret_names(source: str, expression: bool = False) -> set[str]:
+def secret_names(source: str, expression: bool = False) -> frozenset[str]:
     """The literal names passed to ``secret(...)`` in a template; non-literals are errors."""
     if "secret" not in source:
-        return set()
+        return frozenset()
+    return _secret_names(source, expression)
+
+
+@lru_cache(maxsize=4096)
+def _secret_names(source: str, expression: bool) -> frozenset[str]:
     tree = _parse("{{ (" + source + ") }}" if expression else source)
     names = set()
     for call in tree.find_all(nodes.Call):
@@ -193,7 +204,7 @@ def secret_names(source: str, expression: bool = False) -> set[str]:
         ):
             raise TemplateError("secret() takes one quoted name, e.g. secret('DB_PASSWORD')")
         names.add(args[0].value)
-    return names
+    return frozenset(names)
 
 
 def check_syntax(source: str, expression: bool = False) -> None:
