@@ -15,23 +15,54 @@ import click
 
 from oorfix import __version__
 
-# Command name -> "module:attribute" of its click command, loaded on first use.
+# Command name -> where its click command is (loaded on first use) and the summary --help
+# lists without importing it (a test keeps each summary equal to the command's own).
 COMMANDS = {
-    "validate": "oorfix.cli.lint:validate",
-    "plan": "oorfix.cli.lint:plan",
-    "catalog": "oorfix.cli.lint:catalog",
-    "schema": "oorfix.cli.lint:schema",
-    "run": "oorfix.cli.run:run",
-    "diagnose": "oorfix.cli.diagnose:diagnose",
-    "audit": "oorfix.cli.audit:audit",
-    "runs": "oorfix.cli.report:runs",
-    "report": "oorfix.cli.report:report",
-    "lab": "oorfix.cli.lab:lab",
+    "audit": (
+        "oorfix.cli.audit:audit",
+        "The audit log: an entry before and after every change, each chained to the last.",
+    ),
+    "catalog": (
+        "oorfix.cli.lint:catalog",
+        "List the fault ids, what each detects and fixes, and the runbooks that handle them.",
+    ),
+    "diagnose": (
+        "oorfix.cli.diagnose:diagnose",
+        "Run every runbook's detect on every host it covers; show which faults are confirmed.",
+    ),
+    "lab": (
+        "oorfix.cli.lab:lab",
+        "The lab: real sshd hosts shaped like a small payment gateway, to break and fix.",
+    ),
+    "plan": (
+        "oorfix.cli.lint:plan",
+        "Show every rendered command per host without connecting to any host.",
+    ),
+    "report": (
+        "oorfix.cli.report:report",
+        "Write the incident report of a past run (RUN_ID: its id or a unique prefix of it).",
+    ),
+    "run": (
+        "oorfix.cli.run:run",
+        "Run runbooks against hosts: detect, and fix what is confirmed (unless --dry-run).",
+    ),
+    "runs": (
+        "oorfix.cli.report:runs",
+        "List past runs, newest first: id, when, who, what, outcome.",
+    ),
+    "schema": (
+        "oorfix.cli.lint:schema",
+        "Print the JSON Schema of runbook files (or of the run record).",
+    ),
+    "validate": (
+        "oorfix.cli.lint:validate",
+        "Lint runbooks and inventories; errors are path:line: message, exit 2.",
+    ),
 }
 
 
 class LazyGroup(click.Group):
-    """A group whose commands are imported when they are used (or listed by --help)."""
+    """A group whose commands are imported when they run; --help lists them from COMMANDS."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Every command name, loaded or not."""
@@ -40,10 +71,16 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """The command, imported now if it was not yet."""
         if cmd_name not in self.commands and cmd_name in COMMANDS:
-            module, _, attribute = COMMANDS[cmd_name].partition(":")
+            module, _, attribute = COMMANDS[cmd_name][0].partition(":")
             command = getattr(importlib.import_module(module), attribute)
             self.add_command(command, cmd_name)
         return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of --help, without importing a single command."""
+        rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

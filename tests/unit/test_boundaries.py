@@ -163,13 +163,14 @@ def test_the_check_catches_an_import_against_the_direction(
     assert violations() == ["oorfix.safety.bad (safety) imports oorfix.run.engine (run)"]
 
 
-def test_the_version_loads_no_command() -> None:
-    # Commands are imported when used: `oorfix --version` pays for none of them.
+@pytest.mark.parametrize("flag", ["--version", "--help"])
+def test_the_version_and_help_load_no_command(flag: str) -> None:
+    # Commands are imported when used: `oorfix --version` and `--help` pay for none of them.
     code = (
         "import sys\n"
         "from oorfix.cli import main\n"
         "try:\n"
-        "    main(['--version'])\n"
+        f"    main([{flag!r}])\n"
         "except SystemExit:\n"
         "    pass\n"
         "heavy = ('oorfix.run', 'oorfix.output', 'oorfix.cli.run', 'pydantic', 'paramiko')\n"

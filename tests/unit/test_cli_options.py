@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import pytest
 
-from oorfix.cli import main
+from oorfix.cli import COMMANDS, main
 from oorfix.cli.options import OPTIONS, RUN_OPTIONS
 from oorfix.cli.settings import DEFAULTS, RunSettings
 
@@ -94,3 +94,13 @@ def test_defaults_come_from_the_run_settings() -> None:
 def test_the_state_dir_has_one_help_text() -> None:
     helps = {options_of(c)["state_dir"].help for c in ALL.values() if "state_dir" in options_of(c)}
     assert len(helps) == 1
+
+
+def test_the_help_summaries_are_the_commands_own() -> None:
+    # --help lists commands without importing them, from summaries kept beside their paths.
+    context = click.Context(main)
+    for name, (_, summary) in COMMANDS.items():
+        command = main.get_command(context, name)
+        assert command is not None, name
+        own = " ".join((command.help or "").split("\n\n")[0].split())
+        assert summary == own, name
