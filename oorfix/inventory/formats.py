@@ -6,9 +6,11 @@ files, layers group_vars/host_vars and resolves the drafts into an ``Inventory``
 
 from __future__ import annotations
 
+import ast
 import re
 import shlex
 import string
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +86,7 @@ def _expand_host(token: str, where: Where) -> tuple[list[str], dict[str, Any]]:
         names = expand_host_range(name)
     except ValueError as exc:
         raise InventoryError(str(exc), *where) from None
-    return names, ({"ansible_port": port} if port else {})
+    return names, ({"ansible_port": int(port)} if port else {})
 
 
 @dataclass
@@ -221,7 +223,7 @@ class _IniParser:
         self.builder = builder
         self.section, self.kind = "ungrouped", "hosts"
         # [group:vars] may come before [group]; the group must be defined by the end of the file.
-        self.pending: dict[str, tuple[Where, dict[str, str]]] = {}
+        self.pending: dict[str, tuple[Where, dict[str, Any]]] = {}
 
     def parse(self, text: str) -> None:
         for number, raw in enumerate(text.split("\n"), start=1):
@@ -265,7 +267,7 @@ class _IniParser:
             if not equals or not key:
                 message = f"expected key=value after the host name, got {token!r}"
                 raise InventoryError(message, *where)
-            variables[key] = value
+            variables[key] = ini_value(value)
         for name in names:
             self.builder.host(name, self.section, variables, where)
 
@@ -287,14 +289,25 @@ def _split_line(line: str, where: Where) -> list[str]:
     return tokens
 
 
-def _ini_variable(line: str, group: str, where: Where) -> tuple[str, str]:
+def ini_value(text: str) -> Any:
+    """A value as Ansible's INI inventories read it: a Python literal when it is one (``2222``,
+    ``False``, ``[1, 2]``, ``'quoted'``, ``None``), else the text as written (``true``, ``0755``).
+
+    ``ast.literal_eval`` builds literals only and runs nothing; Ansible reads the same way, so a
+    shared inventory means the same to both (``openshift_schedulable=False`` is false, not the
+    truthy string ``"False"``).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. an invalid escape in a quoted Windows path
+            value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def _ini_variable(line: str, group: str, where: Where) -> tuple[str, Any]:
     key, equals, value = (part.strip() for part in line.partition("="))
     if not equals or not key or any(c.isspace() for c in key):
         raise InventoryError(f"expected key=value in [{group}:vars], got {line!r}", *where)
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        try:
-            words = shlex.split(value)
-        except ValueError:
-            words = []
-        value = words[0] if len(words) == 1 else value
-    return key, value
+    return key, ini_value(value)

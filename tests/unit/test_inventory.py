@@ -53,7 +53,7 @@ all:
               note: primary db
             pg-db-b:
               ansible_host: 10.0.1.2
-              ansible_port: "2222"
+              ansible_port: 2222
           vars:
             service: postgresql
     standby:
@@ -131,7 +131,7 @@ EXPECTED = {
             **COMMON,
             "service": "postgresql",
             "ansible_host": "10.0.1.2",
-            "ansible_port": "2222",
+            "ansible_port": 2222,
             "inventory_hostname": "pg-db-b",
             "inventory_hostname_short": "pg-db-b",
             "group_names": ["db", "gateway", "standby"],
@@ -210,8 +210,8 @@ def test_ini_host_port_applies_to_a_whole_range(tmp_path: Path) -> None:
     assert [
         (h.name, h.vars["ansible_port"], h.vars["ansible_user"]) for h in inventory.select("api")
     ] == [
-        ("api1", "2200", "ops"),
-        ("api2", "2200", "ops"),
+        ("api1", 2200, "ops"),
+        ("api2", 2200, "ops"),
     ]
 
 
@@ -221,19 +221,42 @@ def test_ini_vars_section_may_come_before_its_group(tmp_path: Path) -> None:
     assert (host.vars["service"], host.vars["empty"], host.vars["q"]) == (
         "postgres ql",
         "",
-        '"a" "b"',
+        "ab",  # Python's adjacent literals, as Ansible reads them
     )
 
 
-def test_ini_values_stay_strings(tmp_path: Path) -> None:
-    text = "[db]\npg-db-a ansible_port=2222 primary=true weight=1.5\n"
+# INI values are typed as Ansible types them: a Python literal when they are one, else text.
+INI_VALUES = [
+    ("2222", 2222),
+    ("1.5", 1.5),
+    ("False", False),
+    ("None", None),
+    ("[1, 'b']", [1, "b"]),
+    ("{'k': 1}", {"k": 1}),
+    ("'quoted'", "quoted"),
+    ("true", "true"),  # not a Python literal: Ansible keeps the text too
+    ("0755", "0755"),
+    ("yes", "yes"),
+    ("C:\\new", "C:\\new"),
+    ("__import__('os')", "__import__('os')"),  # literals only: nothing is ever run
+    ("", ""),
+]
+
+
+@pytest.mark.parametrize(("written", "value"), INI_VALUES)
+def test_ini_values_are_typed_as_ansible_types_them(
+    tmp_path: Path, written: str, value: object
+) -> None:
+    text = f'[db]\npg-db-a v="{written}"\n[db:vars]\nw={written}\n'
     host = load(tmp_path, {"hosts.ini": text}, "hosts.ini").hosts["pg-db-a"]
-    assert [host.vars[key] for key in ("ansible_port", "primary", "weight")] == [
-        "2222",
-        "true",
-        "1.5",
-    ]
-    assert host.connection().port == 2222
+    assert (host.vars["v"], host.vars["w"]) == (value, value)
+
+
+def test_an_ini_port_is_a_number(tmp_path: Path) -> None:
+    text = "[db]\npg-db-a:2200\npg-db-b ansible_port=2222\n"
+    hosts = load(tmp_path, {"hosts.ini": text}, "hosts.ini").hosts
+    assert [hosts[h].vars["ansible_port"] for h in ("pg-db-a", "pg-db-b")] == [2200, 2222]
+    assert hosts["pg-db-b"].connection().port == 2222
 
 
 def test_yaml_groups_at_top_level_and_null_bodies(tmp_path: Path) -> None:
@@ -249,7 +272,7 @@ def test_a_host_in_several_places_merges_and_keeps_first_position(tmp_path: Path
     text = "[a]\nh2 x=1\nh1\n[b]\nh1 y=2\nh2 x=3\n"
     inventory = load(tmp_path, {"hosts": text}, "hosts")
     assert list(inventory.hosts) == ["h2", "h1"]
-    assert (inventory.hosts["h2"].vars["x"], inventory.hosts["h1"].vars["y"]) == ("3", "2")
+    assert (inventory.hosts["h2"].vars["x"], inventory.hosts["h1"].vars["y"]) == (3, 2)
     assert inventory.hosts["h1"].vars["group_names"] == ["a", "b"]
 
 
