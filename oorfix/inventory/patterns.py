@@ -18,6 +18,9 @@ from oorfix.inventory.hosts import Host
 MAX_LISTED_GROUPS = 20  # more would bury the message; the rest are only counted
 _GLOB_CHARS = "?*["
 _SEPARATOR = re.compile(r"[,:](?![^\[]*\])")  # a ',' or ':' that is not inside [...]
+# ``web[0]``, ``web[-1]``, ``web[1:3]`` (both ends included), ``web[1:]``: as in Ansible, a
+# bracket of digits only is a subscript of the hosts matched, never a glob character class.
+_SUBSCRIPT = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$")
 
 
 def split_pattern(pattern: str) -> list[str]:
@@ -68,6 +71,24 @@ def _evaluate(parts: list[str], hosts: Mapping[str, Host], groups: Collection[st
 
 
 def _match(part: str, hosts: Mapping[str, Host], groups: Collection[str]) -> set[str]:
+    """Names of the hosts one part matches by name, group, glob or regex, and subscript."""
+    subscript = None if part.startswith("~") or part in hosts else _SUBSCRIPT.match(part)
+    if subscript is None:
+        return _match_name(part, hosts, groups)
+    base, index, start, separator, end = subscript.groups()
+    if separator == "-":
+        raise InventoryError(f"host pattern {part!r}: write the range as [{start}:{end}]")
+    matched = _match_name(base, hosts, groups)
+    ordered = [name for name in hosts if name in matched]  # inventory order, as Ansible's
+    if index is not None:
+        position = int(index)
+        in_range = -len(ordered) <= position < len(ordered)
+        return {ordered[position]} if in_range else set()
+    last = int(end) if end else len(ordered) - 1
+    return set(ordered[int(start) : last + 1])
+
+
+def _match_name(part: str, hosts: Mapping[str, Host], groups: Collection[str]) -> set[str]:
     """Names of the hosts one part matches by their own name or a group's name."""
     if part in hosts:  # as in Ansible, a host's own name is never read as a glob
         return {part}

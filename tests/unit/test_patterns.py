@@ -103,6 +103,17 @@ def test_inventory_order_is_first_appearance(inventory: Inventory) -> None:
         # whitespace around parts and operators
         (" payment_api : & standby ", ["pg-api-3"]),
         ("gateway , ! dc1 , !standby", ["pg-api-10", "pg-lb-2"]),
+        # subscripts of a group's hosts, in inventory order; ranges include both ends
+        ("payment_api[0]", ["pg-api-1"]),
+        ("payment_api[-1]", ["pg-api-10"]),
+        ("payment_api[1:2]", ["pg-api-2", "pg-api-3"]),
+        ("payment_api[2:]", ["pg-api-3", "pg-api-10"]),
+        ("payment_api[0:0]", ["pg-api-1"]),
+        ("gateway[0]:lb[-1]", ["pg-api-1", "pg-lb-2"]),
+        ("gateway:!payment_api[0:2]", ["pg-api-10", *DB, *LB]),
+        ("pg-*[0]", ["pg-api-1"]),
+        ("payment_api[4]", []),
+        ("payment_api[-5]", []),
         # nothing matches: empty, never everything
         ("nothing", []),
         ("nothing*", []),
@@ -192,3 +203,8 @@ def test_a_host_name_wins_over_a_group_of_the_same_name(tmp_path: Path) -> None:
     assert [host.name for host in inventory.select("web")] == ["web"]
     assert [host.name for host in inventory.select("web*")] == ["web", "web-2"]
     assert inventory.warnings == ("'web' is both a host and a group",)
+
+
+def test_a_dash_range_subscript_says_how_to_write_it(inventory: Inventory) -> None:
+    with pytest.raises(InventoryError, match=r"write the range as \[0:2\]"):
+        inventory.select("payment_api[0-2]")
