@@ -122,7 +122,7 @@ def _read_text(path: Path) -> str:
 
 def _load_yaml(text: str, path: Path) -> yamlsource.Document:
     try:
-        return yamlsource.load_text(text, path)
+        return yamlsource.load_text(text, path, yaml11=True)
     except YamlError as exc:
         raise InventoryError(exc.message, exc.path, exc.line) from None
 

@@ -198,6 +198,8 @@ class _YamlParser:
 
     def mapping(self, loc: tuple[Any, ...], key: str, body: dict[Any, Any]) -> dict[Any, Any]:
         value = body.get(key)
+        if isinstance(value, str) and key in ("hosts", "children"):
+            return {value: None}  # Ansible reads `hosts: web1` as one host
         if value is None or isinstance(value, dict):
             return value or {}
         hint = " (write each host as 'name:', not '- name')" if key == "hosts" else ""
@@ -206,6 +208,9 @@ class _YamlParser:
         raise self.error((*loc, key), message)
 
     def host(self, loc: tuple[Any, ...], value: Any, group: str) -> None:
+        if not isinstance(loc[-1], str):
+            message = f"host name {loc[-1]!r} is a {kind_of(loc[-1])}: quote it ('{loc[-1]}')"
+            raise self.error(loc, message)
         if value is not None and not isinstance(value, dict):
             message = f"host {str(loc[-1])!r} must map to a mapping of vars or nothing, not a "
             raise self.error(loc, message + kind_of(value))

@@ -10,7 +10,7 @@ style scalars, and remember the line of every key and item for error messages.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,8 +100,9 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
 class _Builder:
     """Turns a composed node graph into plain data, recording lines and rejecting traps."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, plain: Callable[[str], Any]):
         self.path = path
+        self.plain = plain
         self.lines: dict[Loc, int] = {}
         self.active: set[int] = set()
 
@@ -157,7 +158,7 @@ class _Builder:
     def scalar(self, node: yaml.Node) -> Any:
         value = str(node.value)
         if node.tag == _PLAIN:
-            return _plain(value)
+            return self.plain(value)
         if node.tag == "tag:yaml.org,2002:str":
             return value
         # An explicit tag (!!int, !!float, !!bool, !!null) must fit its value exactly.
@@ -169,6 +170,20 @@ class _Builder:
         if type(parsed) is not wanted:
             raise self.fail(node, f"{value!r} is not a valid {kind}")
         return parsed
+
+
+def plain_yaml11(value: str) -> Any:
+    """A plain scalar as YAML 1.1 (and so Ansible's inventories) reads it: ``yes``/``no``/
+    ``on``/``off`` are booleans, ``0755`` is octal, ``1:30`` is sexagesimal."""
+    tag = _RESOLVER_11.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+    try:
+        return _CONSTRUCTOR_11.construct_object(yaml.ScalarNode(tag, value))
+    except (ValueError, OverflowError, yaml.YAMLError):
+        return value  # e.g. a "timestamp" with month 13: text, as it was written
+
+
+_RESOLVER_11 = yaml.resolver.Resolver()
+_CONSTRUCTOR_11 = yaml.constructor.SafeConstructor()
 
 
 def _plain(value: str) -> Any:
@@ -210,8 +225,12 @@ def _compose(text: str, path: Path) -> yaml.Node | None:
         loader.dispose()
 
 
-def load_text(text: str, path: Path) -> Document:
-    """Load one YAML document from ``text``; errors name ``path`` and the line."""
+def load_text(text: str, path: Path, yaml11: bool = False) -> Document:
+    """Load one YAML document from ``text``; errors name ``path`` and the line.
+
+    Plain scalars follow YAML 1.2 (``no`` stays a string), or YAML 1.1 when ``yaml11``: Ansible
+    reads inventories and their vars files that way, so a shared inventory must read the same.
+    """
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise YamlError(f"file is larger than {MAX_FILE_BYTES} bytes", path)
     node = _compose(text, path)
@@ -225,7 +244,7 @@ def load_text(text: str, path: Path) -> Document:
         raise YamlError(
             f"aliases expand to more than {MAX_EXPANDED_NODES} nodes", path, _mark_line(node)
         )
-    builder = _Builder(path)
+    builder = _Builder(path, plain_yaml11 if yaml11 else _plain)
     data = builder.build(node, ())
     return Document(path=path, data=data, lines=builder.lines)
 

@@ -6,7 +6,8 @@ contact a host (``oorfix validate``) never import paramiko.
 
 from __future__ import annotations
 
-from oorfix.inventory.hosts import HostConnection
+from oorfix.errors import ConnectError
+from oorfix.inventory.hosts import CONNECTION_KINDS, HostConnection
 from oorfix.transport.base import ConnectOptions, Transport
 
 __all__ = ["ConnectOptions", "Transport", "open_transport"]
@@ -22,4 +23,5 @@ def open_transport(conn: HostConnection, options: ConnectOptions) -> Transport:
         from oorfix.transport.ssh import SshTransport
 
         return SshTransport(conn, options)
-    raise ValueError(f"host {conn.name}: unknown connection kind {conn.kind!r}")
+    speaks = ", ".join(CONNECTION_KINDS)
+    raise ConnectError(conn.name, f"unsupported connection {conn.kind!r} (oorfix speaks {speaks})")

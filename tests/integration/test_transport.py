@@ -246,9 +246,9 @@ class TestContract:
             kill_matching(f"sleep {seconds}")
 
 
-def test_an_unknown_connection_kind_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown connection kind"):
-        open_transport(HostConnection("x", "x", kind="telnet"), ConnectOptions())
+def test_an_unsupported_connection_is_that_hosts_connect_error() -> None:
+    with pytest.raises(ConnectError, match=r"unsupported connection 'winrm' \(oorfix speaks"):
+        open_transport(HostConnection("x", "x", kind="winrm"), ConnectOptions())
 
 
 # --- SSH only -------------------------------------------------------------------------------

@@ -550,12 +550,6 @@ def test_magic_variables_win_over_inventory_vars(tmp_path: Path) -> None:
             id="self-cycle",
         ),
         pytest.param(
-            {"hosts.yml": "db:\n  hosts:\n    pg-db-a:\n      ansible_connection: telnet\n"},
-            "hosts.yml",
-            "hosts.yml:3: host 'pg-db-a': connection 'telnet' is not one of ssh, local",
-            id="bad-connection",
-        ),
-        pytest.param(
             {"hosts.ini": "[db]\npg-db-a\n\n[db:vars]\nansible_port=ssh\n"},
             "hosts.ini",
             "hosts.ini:2: host 'pg-db-a': port 'ssh' is not a number",
@@ -603,3 +597,32 @@ def test_a_non_utf8_file_is_an_inventory_error(tmp_path: Path) -> None:
     with pytest.raises(InventoryError) as caught:
         load_inventory(tmp_path / "hosts")
     assert str(caught.value) == f"{tmp_path}/hosts: not UTF-8 text (invalid start byte at byte 11)"
+
+
+# Ansible reads inventories and their vars files as YAML 1.1; runbooks stay YAML 1.2.
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [("yes", True), ("no", False), ("On", True), ("off", False), ("0755", 493), ("'no'", "no")],
+)
+def test_yaml_inventories_read_as_ansible_reads_them(
+    tmp_path: Path, written: str, value: object
+) -> None:
+    text = f"db:\n  hosts:\n    pg-db-a:\n      v: {written}\n"
+    assert load(tmp_path, {"hosts.yml": text}, "hosts.yml").hosts["pg-db-a"].vars["v"] == value
+
+
+def test_hosts_as_a_string_is_one_host(tmp_path: Path) -> None:
+    inventory = load(tmp_path, {"hosts.yml": "db:\n  hosts: pg-db-a\n"}, "hosts.yml")
+    assert [h.name for h in inventory.select("db")] == ["pg-db-a"]
+
+
+def test_an_unquoted_number_as_a_host_name_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match=r"hosts.yml:3: host name 10 is a number: quote it"):
+        load(tmp_path, {"hosts.yml": "db:\n  hosts:\n    10:\n"}, "hosts.yml")
+
+
+def test_a_host_with_a_connection_oorfix_does_not_speak_still_loads(tmp_path: Path) -> None:
+    text = "win:\n  hosts:\n    w1: {ansible_connection: winrm}\ndb:\n  hosts:\n    pg-db-a:\n"
+    inventory = load(tmp_path, {"hosts.yml": text}, "hosts.yml")
+    assert inventory.hosts["w1"].connection().kind == "winrm"
+    assert [h.name for h in inventory.select("db")] == ["pg-db-a"]
