@@ -16,6 +16,7 @@ from rich.markup import escape
 from oorfix.cli.settings import DEFAULT_RUNBOOKS, RunSettings
 from oorfix.errors import InputError, InputErrors
 from oorfix.inventory.core import Inventory, load_inventory
+from oorfix.inventory.patterns import limit_pattern
 from oorfix.output.console import make_console
 from oorfix.results import ExitCode
 from oorfix.run.planner import PlannedJob, plan_run
@@ -85,7 +86,7 @@ def load_and_plan(
 def _explain_empty(inventory: Inventory, loaded: Sequence[LoadedRunbook], limit: str | None) -> str:
     """Why no runbook has a host: the pattern that matched nothing, in the inventory's words."""
     if limit:
-        hosts, why = inventory.select_or_explain(limit)
+        hosts, why = inventory.select_or_explain(limit_pattern(limit))
         if not hosts and why:
             return f"--limit {why}"
     reasons = []

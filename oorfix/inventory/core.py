@@ -22,6 +22,7 @@ from oorfix.inventory.formats import (
     Builder,
     Draft,
     GroupDraft,
+    expand_host,
     kind_of,
     looks_like_yaml,
     parse_ini,
@@ -85,6 +86,8 @@ def load_inventory(path: Path) -> Inventory:
         sources, base = _directory_sources(path), path
     elif path.is_file():
         sources, base = [path], path.parent
+    elif "," in str(path):
+        return _host_list(str(path))
     else:
         raise InventoryError("no such inventory file or directory", path)
     builder = Builder(path)
@@ -92,6 +95,20 @@ def load_inventory(path: Path) -> Inventory:
         _parse_source(source, builder)
     _layer_vars_files(base / "group_vars", builder.groups, "group", builder.warnings)
     _layer_vars_files(base / "host_vars", builder.hosts, "host", builder.warnings)
+    return _resolve(builder, path)
+
+
+def _host_list(text: str) -> Inventory:
+    """``-i web1,web2:2222,`` as Ansible reads it: the hosts named, ungrouped, no vars files."""
+    path = Path(text)
+    builder = Builder(path)
+    for token in (part.strip() for part in text.split(",")):
+        if token:
+            names, variables = expand_host(token, (path, None))
+            for name in names:
+                builder.host(name, "ungrouped", variables, (path, None))
+    if not builder.hosts:
+        raise InventoryError("a host list names no host (write -i host1,host2,)", text)
     return _resolve(builder, path)
 
 

@@ -73,7 +73,7 @@ def _number_range(spec: str, start: str, end: str, step: int) -> list[str]:
     return [str(n).zfill(width) for n in range(int(start), int(end) + 1, step)]
 
 
-def _expand_host(token: str, where: Where) -> tuple[list[str], dict[str, Any]]:
+def expand_host(token: str, where: Where) -> tuple[list[str], dict[str, Any]]:
     """Host names and port variable of an inventory host entry like ``api[1:3]:2222``."""
     name, port = token, None
     if _RANGE.sub("", token).count(":") == 1:  # more colons: an IPv6 address, not a port
@@ -214,7 +214,7 @@ class _YamlParser:
         if value is not None and not isinstance(value, dict):
             message = f"host {str(loc[-1])!r} must map to a mapping of vars or nothing, not a "
             raise self.error(loc, message + kind_of(value))
-        names, port = _expand_host(str(loc[-1]), self.where(loc))
+        names, port = expand_host(str(loc[-1]), self.where(loc))
         variables = {**port, **{str(k): v for k, v in (value or {}).items()}}
         for name in names:
             self.builder.host(name, group, variables, self.where(loc))
@@ -266,7 +266,7 @@ class _IniParser:
 
     def host(self, line: str, where: Where) -> None:
         tokens = _split_line(line, where)
-        names, variables = _expand_host(tokens[0], where)
+        names, variables = expand_host(tokens[0], where)
         for token in tokens[1:]:
             key, equals, value = token.partition("=")
             if not equals or not key:

@@ -28,6 +28,22 @@ def split_pattern(pattern: str) -> list[str]:
     return [part.strip() for part in _SEPARATOR.split(pattern) if part.strip()]
 
 
+def limit_pattern(limit: str) -> str:
+    """``--limit``: a host pattern, or ``@FILE`` of host names one per line (a retry file)."""
+    if not limit.startswith("@"):
+        return limit
+    path = Path(limit[1:]).expanduser()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InventoryError(f"--limit: cannot read the host list: {why}", path) from None
+    names = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not names:
+        raise InventoryError("--limit: the host list names no host", path)
+    return ",".join(names)
+
+
 def select_hosts(pattern: str, hosts: Mapping[str, Host], groups: Collection[str]) -> list[Host]:
     """Hosts matching an Ansible host pattern, in the order of ``hosts``; [] when none match."""
     names = _evaluate(split_pattern(pattern), hosts, groups)

@@ -14,6 +14,7 @@ from typing import Any
 from oorfix.errors import InputError, InputErrors, TemplateError
 from oorfix.inventory.core import Inventory
 from oorfix.inventory.hosts import Host
+from oorfix.inventory.patterns import limit_pattern
 from oorfix.run.jobs import Job, make_job, phase_steps, registered_names
 from oorfix.run.render import Deferred, RenderedStep, render_step
 from oorfix.run.variables import inventory_secrets
@@ -113,6 +114,8 @@ def plan_run(
     limit: str | None = None,
 ) -> list[PlannedJob]:
     """Jobs for every runbook on every host its pattern (and ``limit``) selects, rendered."""
+    if limit is not None:
+        limit = limit_pattern(limit)
     allowed = {h.name for h in inventory.select(limit)} if limit is not None else None
     site = inventory_secrets(inventory)
     planned: list[PlannedJob] = []

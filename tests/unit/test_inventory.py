@@ -626,3 +626,15 @@ def test_a_host_with_a_connection_oorfix_does_not_speak_still_loads(tmp_path: Pa
     inventory = load(tmp_path, {"hosts.yml": text}, "hosts.yml")
     assert inventory.hosts["w1"].connection().kind == "winrm"
     assert [h.name for h in inventory.select("db")] == ["pg-db-a"]
+
+
+def test_a_comma_list_is_an_inventory_of_its_hosts(tmp_path: Path) -> None:
+    inventory = load_inventory(Path("web1,web2:2222,"))
+    assert [h.name for h in inventory.select("all")] == ["web1", "web2"]
+    assert inventory.hosts["web2"].connection().port == 2222
+    assert inventory.hosts["web1"].groups == ("all", "ungrouped")
+
+
+def test_a_comma_list_without_a_host_is_refused() -> None:
+    with pytest.raises(InventoryError, match="names no host"):
+        load_inventory(Path(",,"))

@@ -8,6 +8,7 @@ import pytest
 
 from oorfix.errors import InventoryError
 from oorfix.inventory.core import Inventory, load_inventory, split_pattern
+from oorfix.inventory.patterns import limit_pattern
 
 INVENTORY = """\
 all:
@@ -208,3 +209,16 @@ def test_a_host_name_wins_over_a_group_of_the_same_name(tmp_path: Path) -> None:
 def test_a_dash_range_subscript_says_how_to_write_it(inventory: Inventory) -> None:
     with pytest.raises(InventoryError, match=r"write the range as \[0:2\]"):
         inventory.select("payment_api[0-2]")
+
+
+def test_limit_from_a_file_of_host_names(inventory: Inventory, tmp_path: Path) -> None:
+    retry = tmp_path / "site.retry"
+    retry.write_text("pg-api-2\n\n# a comment\npg-db-a\n")
+    assert [h.name for h in inventory.select(limit_pattern(f"@{retry}"))] == ["pg-api-2", "pg-db-a"]
+    assert limit_pattern("db:!pg-db-a") == "db:!pg-db-a"
+
+
+def test_limit_from_a_missing_file_names_it(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="--limit: cannot read the host list") as caught:
+        limit_pattern(f"@{tmp_path / 'nope'}")
+    assert caught.value.path == str(tmp_path / "nope")
