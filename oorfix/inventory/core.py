@@ -38,6 +38,7 @@ from oorfix.runbook import yamlsource
 
 YAML_SUFFIXES = (".yml", ".yaml", ".json")
 DIRECTORY_SUFFIXES = (".yml", ".yaml", ".ini", "")  # what a directory inventory loads
+IMPLICIT_LOCAL = ("localhost", "127.0.0.1", "::1")  # Ansible's implicit local host names
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,14 @@ class Inventory:
         return {host.name for host in self.hosts.values() if name in host.groups}
 
     def select(self, pattern: str) -> list[Host]:
-        """Hosts matching an Ansible host pattern, in inventory order; [] when none match."""
-        return select_hosts(pattern, self.hosts, self.groups)
+        """Hosts matching an Ansible host pattern, in inventory order; [] when none match.
+
+        As in Ansible, ``localhost`` (or ``127.0.0.1``, ``::1``) named in a pattern but absent
+        from the inventory is an implicit local host, in no group, never part of ``all``.
+        """
+        found = select_hosts(pattern, self.hosts, self.groups)
+        named = [p for p in split_pattern(pattern) if p in IMPLICIT_LOCAL and p not in self.hosts]
+        return found + [_implicit_local(name) for name in dict.fromkeys(named)]
 
     def select_or_explain(self, pattern: str) -> tuple[list[Host], str | None]:
         """Like ``select``, plus a message for people when nothing matches."""
@@ -96,6 +103,12 @@ def load_inventory(path: Path) -> Inventory:
     _layer_vars_files(base / "group_vars", builder.groups, "group", builder.warnings)
     _layer_vars_files(base / "host_vars", builder.hosts, "host", builder.warnings)
     return _resolve(builder, path)
+
+
+def _implicit_local(name: str) -> Host:
+    """Ansible's implicit localhost: reached without SSH, in no group."""
+    variables = {"ansible_connection": "local", "inventory_hostname": name, "group_names": []}
+    return Host(name=name, vars=variables, groups=())
 
 
 def _host_list(text: str) -> Inventory:

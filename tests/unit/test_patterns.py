@@ -222,3 +222,10 @@ def test_limit_from_a_missing_file_names_it(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="--limit: cannot read the host list") as caught:
         limit_pattern(f"@{tmp_path / 'nope'}")
     assert caught.value.path == str(tmp_path / "nope")
+
+
+def test_localhost_is_implicit_when_named_and_absent(inventory: Inventory) -> None:
+    (local,) = inventory.select("localhost")
+    assert (local.name, local.groups, local.connection().kind) == ("localhost", (), "local")
+    assert "localhost" not in [h.name for h in inventory.select("all")]
+    assert [h.name for h in inventory.select("pg-db-a,localhost")] == ["pg-db-a", "localhost"]
