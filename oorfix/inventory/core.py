@@ -100,9 +100,13 @@ def load_inventory(path: Path) -> Inventory:
     builder = Builder(path)
     for source in sources:
         _parse_source(source, builder)
-    _layer_vars_files(base / "group_vars", builder.groups, "group", builder.warnings)
-    _layer_vars_files(base / "host_vars", builder.hosts, "host", builder.warnings)
-    return _resolve(builder, path)
+    # Ansible ranks every group_vars/ file above every group's inline vars, while a host's
+    # host_vars/ file simply lies over its inline vars.
+    group_files = _read_vars_files(base / "group_vars", builder.groups, "group", builder.warnings)
+    host_files = _read_vars_files(base / "host_vars", builder.hosts, "host", builder.warnings)
+    for name, variables in host_files.items():
+        builder.hosts[name].vars.update(variables)
+    return _resolve(builder, path, group_files)
 
 
 def _implicit_local(name: str) -> Host:
@@ -165,20 +169,23 @@ def _parse_source(path: Path, builder: Builder) -> None:
         parse_ini(path, text, builder)
 
 
-def _layer_vars_files(
+def _read_vars_files(
     folder: Path, drafts: Mapping[str, Draft], noun: str, warnings: list[str]
-) -> None:
+) -> dict[str, dict[str, Any]]:
+    """The variables of each group's (or host's) files in ``folder``, by name."""
+    found: dict[str, dict[str, Any]] = {}
     if not folder.is_dir():
-        return
+        return found
     used: set[Path] = set()
-    for name, draft in drafts.items():
+    for name in drafts:
         for entry in _vars_entries(folder, name):
             used.add(entry)
             for path in _vars_files(entry):
-                draft.vars.update(_read_vars(path))
+                found.setdefault(name, {}).update(_read_vars(path))
     for entry in sorted(folder.iterdir()):
         if entry not in used and not entry.name.startswith("."):
             warnings.append(f"{entry}: no {noun} of that name in the inventory; ignored")
+    return found
 
 
 def _vars_entries(folder: Path, name: str) -> list[Path]:
@@ -210,7 +217,9 @@ def _read_vars(path: Path) -> dict[str, Any]:
     return {str(key): value for key, value in doc.data.items()}
 
 
-def _resolve(builder: Builder, path: Path) -> Inventory:
+def _resolve(
+    builder: Builder, path: Path, group_files: Mapping[str, dict[str, Any]] | None = None
+) -> Inventory:
     groups = builder.groups
     _adopt_orphans(groups)
     _check_cycles(groups)
@@ -223,10 +232,17 @@ def _resolve(builder: Builder, path: Path) -> Inventory:
     hosts: dict[str, Host] = {}
     for name, direct in _memberships(builder).items():
         ordered = sorted(_ancestors(direct, parents), key=rank.__getitem__)
+        files = group_files or {}
         layers = [groups[group].vars for group in ordered]
+        layers += [files[group] for group in ordered if group in files]
         hosts[name] = _make_host(name, builder.hosts[name], ordered, layers)
     final = {
-        name: Group(name, tuple(draft.hosts), tuple(draft.children), dict(draft.vars))
+        name: Group(
+            name,
+            tuple(draft.hosts),
+            tuple(draft.children),
+            {**draft.vars, **(group_files or {}).get(name, {})},
+        )
         for name, draft in groups.items()
     }
     builder.warnings += [f"{name!r} is both a host and a group" for name in hosts if name in final]

@@ -342,7 +342,9 @@ def test_ansible_group_priority_breaks_ties_at_equal_depth(tmp_path: Path) -> No
     assert load(tmp_path, {"hosts": text}, "hosts").hosts["h1"].vars["v"] == "alpha"
 
 
-def test_vars_files_layer_on_inline_vars_of_the_same_group_or_host(tmp_path: Path) -> None:
+def test_group_vars_files_rank_above_every_inline_group_var(tmp_path: Path) -> None:
+    # Ansible's order: inline group vars (by depth) < group_vars/ files (by depth) < inline
+    # host vars < host_vars/ files.
     files = {
         "hosts.yml": PRECEDENCE,
         "group_vars/all.yml": "v4: all-file\n",
@@ -354,7 +356,7 @@ def test_vars_files_layer_on_inline_vars_of_the_same_group_or_host(tmp_path: Pat
     host = load(tmp_path, files, "hosts.yml").hosts["h1"]
     assert {key: host.vars[key] for key in ("v1", "v2", "v3", "v4", "v5", "v6")} == {
         "v1": "parent-file",  # the file beats parent's inline vars
-        "v2": "child",  # child's inline vars still beat the parent's file
+        "v2": "parent-file",  # even the child's inline vars lose to the parent's file
         "v3": "host-file",
         "v4": "all-file",
         "v5": "child-dir-later",
