@@ -30,6 +30,10 @@ COMMANDS = {
         "oorfix.cli.diagnose:diagnose",
         "Run every runbook's detect on every host it covers; show which faults are confirmed.",
     ),
+    "inventory": (
+        "oorfix.cli.inventory:inventory",
+        "Show the inventory as oorfix reads it (compare with ansible-inventory).",
+    ),
     "lab": (
         "oorfix.cli.lab:lab",
         "The lab: real sshd hosts shaped like a small payment gateway, to break and fix.",
