@@ -98,8 +98,16 @@ def render_command(job: Job, step: Step, context: Mapping[str, Any]) -> Command:
     else:
         params = templating.render_data(step.params.model_dump(exclude_none=True), context)
         text = actions.render_action(step.kind, params)
-    stdin = None if step.stdin is None else templating.render_text(step.stdin, context).encode()
-    return Command(text=text, redactor=job.redactor, stdin=stdin)
+    return Command(text=text, redactor=job.redactor, stdin=_stdin(step, context))
+
+
+def _stdin(step: Step, context: Mapping[str, Any]) -> bytes | None:
+    """The step's stdin text, ending with a newline as a line of text does: without one,
+    ``read -r pw`` reads the value but reports end of input, and a careful script fails."""
+    if step.stdin is None:
+        return None
+    text = templating.render_text(step.stdin, context)
+    return (text if text.endswith("\n") else text + "\n").encode()
 
 
 def resolve_targets(

@@ -781,7 +781,7 @@ def test_a_secret_reaches_the_host_and_no_artifact(
     argv, stdin, hang, fix = failed["steps"][1:]
     assert argv["command"] == f"printf '%s' {MASK} > {state}/argv.txt; echo {MASK}"
     assert argv["stdout"] == f"{MASK}\n"
-    assert (stdin["command"], stdin["stdout"]) == (f"tee {state}/stdin.txt", MASK)
+    assert (stdin["command"], stdin["stdout"]) == (f"tee {state}/stdin.txt", f"{MASK}\n")
     assert hang["command"] == f"echo {MASK}; echo {MASK} >&2; sleep 30"
     assert (hang["timed_out"], hang["stdout"], hang["stderr"]) == (True, f"{MASK}\n", f"{MASK}\n")
     assert hang["reason"].startswith("timed out after ")
@@ -789,7 +789,7 @@ def test_a_secret_reaches_the_host_and_no_artifact(
     assert failed["escalation"] == f"token {MASK} was refused on pg-api-1"
     # The host really got the value, both on the command line and on stdin.
     assert (state / "argv.txt").read_text() == secret
-    assert (state / "stdin.txt").read_text() == secret
+    assert (state / "stdin.txt").read_text() == f"{secret}\n"  # a line: `read` takes it whole
     # ... and no artifact shows it: the record file, the console (-vv), the escalation.
     leaks = {
         "record file": secret in started.json_path.read_text(),

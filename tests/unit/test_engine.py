@@ -514,3 +514,22 @@ def test_a_shortage_on_this_machine_is_never_blamed_on_the_host(
         "api-1: the controller has too many open files",
     )
     assert second.status is Outcome.HEALTHY  # the others carry on
+
+
+def test_stdin_is_a_line_of_text(
+    inventory: Inventory, runbook: Callable[[str], LoadedRunbook]
+) -> None:
+    loaded = runbook(
+        """
+        name: login
+        fault: software.crash
+        hosts: api-1
+        detect:
+          - run: check-login
+            stdin: "{{ token }}"
+        vars: {token: s3cr3t-value}
+        """
+    )
+    planned = plan_run([loaded], inventory, {})
+    (step,) = planned[0].steps
+    assert step.command.stdin == b"s3cr3t-value\n"  # `read -r token` gets it and succeeds
