@@ -28,6 +28,9 @@ class Outcome(enum.StrEnum):
 
     HEALTHY = "healthy"  # detect found no fault; nothing was changed
     FIXED = "fixed"  # a fault was found, remediated and verified
+    # The impact is gone but the cause remains (traffic on the backup path while the carrier's
+    # path is slow, a failing disk drained from the pool): service restored, cause escalated.
+    MITIGATED = "mitigated"
     FAILED = "failed"  # a fault remains: remediation or verification failed
     WOULD_FIX = "would_fix"  # dry-run: a fault was found and would be remediated
     UNREACHABLE = "unreachable"  # the host could not be reached or its key was refused
@@ -68,13 +71,15 @@ class ExitCode(enum.IntEnum):
     FAULT = 1  # a fault remains (failed, error, or found by a dry-run)
     INPUT = 2  # invalid input; nothing was contacted
     UNREACHABLE = 3  # some host was unreachable (and no fault is known to remain)
+    MITIGATED = 4  # service restored, but a root cause remains open (escalated)
     ABORTED = 130  # interrupted by the user
 
 
 class Phase(enum.StrEnum):
     """The phases of a runbook, in the order the engine runs them."""
 
-    DETECT = "detect"
+    SYMPTOMS = "symptoms"  # the impact: whether there is an incident at all
+    DETECT = "detect"  # the cause: whether this runbook's fault is there
     EVIDENCE = "evidence"
     REMEDIATE = "remediate"
     VERIFY = "verify"
@@ -184,6 +189,8 @@ class HostResult:
     notes: tuple[str, ...] = ()
     started: datetime = field(default_factory=utcnow)
     ended: datetime = field(default_factory=utcnow)
+    # The runbook whose fix cleared this fault before its own fix ran (diagnose --fix).
+    explained_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -217,11 +224,13 @@ class RunResult:
         return sorted(set(bad))
 
     def exit_code(self) -> ExitCode:
-        """0 all healthy or fixed; 1 a fault remains; 3 a host was unreachable."""
+        """0 healthy or fixed; 1 a fault remains; 3 a host unreachable; 4 only mitigated."""
         if self.aborted:
             return ExitCode.ABORTED
         if any(r.status.fault_remains for r in self.results):
             return ExitCode.FAULT
         if any(r.status is Outcome.UNREACHABLE for r in self.results):
             return ExitCode.UNREACHABLE
+        if any(r.status is Outcome.MITIGATED for r in self.results):
+            return ExitCode.MITIGATED
         return ExitCode.OK

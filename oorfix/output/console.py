@@ -25,6 +25,7 @@ from oorfix.run.planner import PlannedJob
 STATUS_STYLE = {
     Outcome.HEALTHY: "green",
     Outcome.FIXED: "bold green",
+    Outcome.MITIGATED: "bold yellow",
     Outcome.FAILED: "bold red",
     Outcome.WOULD_FIX: "yellow",
     Outcome.UNREACHABLE: "magenta",
@@ -167,6 +168,7 @@ MATRIX_CELL = {
     Outcome.HEALTHY: "[green]ok[/]",
     Outcome.WOULD_FIX: "[bold red]CONFIRMED[/]",
     Outcome.FIXED: "[bold green]fixed[/]",
+    Outcome.MITIGATED: "[bold yellow]mitigated[/]",
     Outcome.FAILED: "[bold red]FAILED[/]",
     Outcome.ERROR: "[magenta]check error[/]",
     Outcome.UNREACHABLE: "[magenta]unreachable[/]",
@@ -182,6 +184,7 @@ MATRIX_RANK = [
     Outcome.UNREACHABLE,
     Outcome.LOCKED,
     Outcome.DEFERRED,
+    Outcome.MITIGATED,
     Outcome.SKIPPED,
     Outcome.FIXED,
     Outcome.HEALTHY,
@@ -217,7 +220,7 @@ def _fault_key(fault: str) -> tuple[int, str]:
 def print_evidence(console: Console, run: RunResult, lines: int = 8) -> None:
     """For each confirmed fault: the failed checks and the first lines of each evidence."""
     for r in run.results:
-        if r.status not in (Outcome.WOULD_FIX, Outcome.FAILED):
+        if r.status not in (Outcome.WOULD_FIX, Outcome.FAILED, Outcome.MITIGATED):
             continue
         console.print(f"\n[bold]{r.host}[/] {escape(r.runbook)} ({r.fault})")
         for step in r.steps:

@@ -37,11 +37,12 @@ def _items(
     owners: list[tuple[int, int]] = []
     for index, job in enumerate(jobs):
         registers = registered_names(job)
-        for step in job.runbook.detect:
+        checks = [(Phase.SYMPTOMS, s) for s in job.runbook.symptoms]
+        for phase, step in [*checks, *((Phase.DETECT, s) for s in job.runbook.detect)]:
             if not _batchable(step, registers):
                 continue
             try:
-                rendered = render_step(job, Phase.DETECT, step, job.context, inventory)
+                rendered = render_step(job, phase, step, job.context, inventory)
             except (InputError, ActionError):
                 continue  # the step runs alone and reports its error there
             items.append(BatchItem(rendered.command, rendered.timeout))
@@ -81,7 +82,7 @@ def prefetch_detect(
     jobs: Sequence[Job],
     in_flight: InFlight | None = None,
 ) -> list[dict[int, CommandResult]]:
-    """Run the plain detect checks of one host's jobs in one round trip.
+    """Run the plain symptom and detect checks of one host's jobs in one round trip.
 
     Returns, per job, the results by id of the step. Anything the batch could not deliver
     (the host unreachable, the link lost, output cut short) is simply missing, and that step

@@ -1,8 +1,10 @@
 """One job's way through the phases: the guide's method for one runbook on one host.
 
-detect -> healthy; or evidence -> (fix mode) remediate -> verify -> fixed, or rollback ->
-escalate -> failed; a dry-run renders the fix and a diagnosis stops at the evidence
-(would_fix). Each phase returns its verdict and reason; nothing writes a shared error string.
+symptoms, detect -> healthy; or evidence -> (fix mode) remediate -> verify -> fixed, or
+mitigated (impact gone, cause still there: escalated), or rollback -> escalate -> failed; a
+dry-run renders the fix and a diagnosis stops at the evidence (would_fix). Symptoms show the
+impact and never confirm a fault on their own; the cause (detect) does. Each phase returns its
+verdict and reason; nothing writes a shared error string.
 The engine (``oorfix.run.engine``) runs many flows in parallel and turns trouble that escapes
 a flow (an unreachable host, a lost connection, an interrupt) into the job's ending.
 """
@@ -78,21 +80,28 @@ class JobFlow:
         return Checked(Verdict.CLEAR)
 
     def flow(self) -> Ending:
-        """Detect, and when a fault is confirmed, the rest of the phases."""
-        detect = self.checks(Phase.DETECT, self.runbook.detect)
-        if detect.verdict is Verdict.CLEAR:
+        """Symptoms and cause; when the cause is confirmed, the rest of the phases."""
+        impact = self.checks(Phase.SYMPTOMS, self.runbook.symptoms)
+        cause = self.checks(Phase.DETECT, self.runbook.detect)
+        if cause.verdict is Verdict.CLEAR:
+            if impact.verdict is not Verdict.CLEAR:
+                self.notes.append(f"symptom seen, this cause refuted: {impact.reason}")
             return Ending(Outcome.HEALTHY)
-        if detect.verdict is Verdict.ERROR:
-            return Ending(Outcome.ERROR, detect.reason)
+        if cause.verdict is Verdict.ERROR:
+            return Ending(Outcome.ERROR, cause.reason)
         for step in self.runbook.evidence:
             self.steps.execute(Phase.EVIDENCE, step)
+        if self.runbook.symptoms and impact.verdict is Verdict.CLEAR:
+            # Someone (an earlier run, a standby) already took the impact away: nothing to do
+            # but to keep the cause in sight.
+            return Ending(Outcome.MITIGATED, f"cause present, no impact: {cause.reason}")
         if self.mode is RunMode.FIX:
             return self.repair()
         if self.mode is RunMode.DRY_RUN:
             for step in self.runbook.remediate:
                 self.steps.execute(Phase.REMEDIATE, step)
         # What a report of a found-but-unfixed fault shows.
-        return Ending(Outcome.WOULD_FIX, f"fault confirmed: {detect.reason}")
+        return Ending(Outcome.WOULD_FIX, f"fault confirmed: {cause.reason}")
 
     def repair(self) -> Ending:
         """Remediate and verify; roll back and escalate when the fix does not hold."""
@@ -107,11 +116,17 @@ class JobFlow:
         if not self.runbook.remediate:
             self.escalate()
             return Ending(Outcome.FAILED, "fault confirmed; the runbook has no remediation")
-        failed = self.remediate() or self.verify()
+        failed = self.remediate()
         if failed is None:
-            if self.runbook.escalate is not None and self.runbook.escalate.always:
+            verified = self.verify()
+            escalate = self.runbook.escalate
+            if verified.outcome is Outcome.MITIGATED or (
+                verified.outcome is Outcome.FIXED and escalate is not None and escalate.always
+            ):
                 self.escalate()
-            return Ending(Outcome.FIXED)
+            if verified.outcome is not Outcome.FAILED:
+                return verified
+            failed = verified.reason
         self.rollback()
         self.escalate()
         return Ending(Outcome.FAILED, failed)
@@ -128,19 +143,29 @@ class JobFlow:
                 return None
         return None
 
-    def verify(self) -> str | None:
-        """Run the verify checks until they pass or the retries run out; why not, or None."""
+    def verify(self) -> Ending:
+        """Run the symptoms and verify checks until both pass or the retries run out.
+
+        Fixed when both pass; mitigated when, at the last attempt, only the symptoms pass
+        (the impact is gone, the cause is not); failed otherwise.
+        """
         spec = self.runbook.verify
         checks = spec.checks if spec.checks is not None else self.runbook.detect
         attempts = spec.retries + 1
-        last = Checked(Verdict.CLEAR)
+        impact = cause = Checked(Verdict.CLEAR)
         for attempt in range(1, attempts + 1):
-            last = self.checks(Phase.VERIFY, checks, attempt)
-            if last.verdict is Verdict.CLEAR:
-                return None
+            impact = self.checks(Phase.VERIFY, self.runbook.symptoms, attempt)
+            cause = self.checks(Phase.VERIFY, checks, attempt)
+            if impact.verdict is Verdict.CLEAR and cause.verdict is Verdict.CLEAR:
+                return Ending(Outcome.FIXED)
             if attempt < attempts and not self.wait(spec.delay):
                 raise Aborted
-        return f"still faulty after {attempts} verification attempt(s): {last.reason}"
+        if self.runbook.symptoms and impact.verdict is Verdict.CLEAR:
+            return Ending(Outcome.MITIGATED, f"service restored; the cause remains: {cause.reason}")
+        last = impact if impact.verdict is not Verdict.CLEAR else cause
+        return Ending(
+            Outcome.FAILED, f"still faulty after {attempts} verification attempt(s): {last.reason}"
+        )
 
     def rollback(self) -> None:
         """Undo the fix: every rollback step runs, even after one fails."""

@@ -58,6 +58,7 @@ def phase_steps(job: Job) -> Iterator[tuple[Phase, Loc, Step]]:
     """Every step of the job's runbook in phase order, with its location in the file."""
     rb = job.runbook
     for phase, loc, steps in (
+        (Phase.SYMPTOMS, ("symptoms",), rb.symptoms),
         (Phase.DETECT, ("detect",), rb.detect),
         (Phase.EVIDENCE, ("evidence",), rb.evidence),
         (Phase.REMEDIATE, ("remediate",), rb.remediate),

@@ -9,8 +9,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from oorfix.catalog import BUILTIN, Catalog
 from oorfix.errors import InputError, InputErrors, RunbookError, TemplateError
 from oorfix.runbook import actions, templating
+from oorfix.runbook.catalogfile import CATALOG_FILE, site_catalog
 from oorfix.runbook.models import Runbook, Step
 from oorfix.runbook.yamlsource import Document, Loc, load_file
 
@@ -89,7 +91,7 @@ def _validation_errors(doc: Document, exc: ValidationError) -> list[InputError]:
 
 
 def _phase_steps(runbook: Runbook) -> Iterator[tuple[Loc, Step]]:
-    for phase in ("detect", "evidence", "remediate", "rollback"):
+    for phase in ("symptoms", "detect", "evidence", "remediate", "rollback"):
         for i, step in enumerate(getattr(runbook, phase)):
             yield (phase, i), step
     for i, step in enumerate(runbook.verify.checks or []):
@@ -151,13 +153,13 @@ def _static_errors(loaded: LoadedRunbook) -> Iterator[InputError]:
     yield from _template_errors(loaded)
 
 
-def load_runbook(path: Path) -> LoadedRunbook:
+def load_runbook(path: Path, catalog: Catalog = BUILTIN) -> LoadedRunbook:
     """Load and validate one runbook file; raises InputError(s) naming file and line."""
     doc = load_file(path)
     if not isinstance(doc.data, dict):
         raise RunbookError("a runbook is a mapping of keys (name, fault, detect, ...)", path, 1)
     try:
-        runbook = Runbook.model_validate(doc.data)
+        runbook = Runbook.model_validate(doc.data, context={"catalog": catalog})
     except ValidationError as exc:
         errors = _validation_errors(doc, exc)
         raise errors[0] if len(errors) == 1 else InputErrors(errors[:MAX_REPORTED_ERRORS]) from None
@@ -171,24 +173,41 @@ def load_runbook(path: Path) -> LoadedRunbook:
 def runbook_files(path: Path) -> list[Path]:
     """``path`` itself, or the runbook files inside the directory ``path``, sorted."""
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in RUNBOOK_SUFFIXES and p.is_file())
+        return sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix in RUNBOOK_SUFFIXES and p.name != CATALOG_FILE and p.is_file()
+        )
     return [path]
 
 
 def load_runbooks(
     targets: Iterable[Path | str], search_dir: Path | None = None
 ) -> list[LoadedRunbook]:
-    """Load runbooks from files, directories or runbook names; collect every error."""
+    """Load runbooks from files, directories or runbook names; collect every error.
+
+    Fault ids are checked against the built-in catalogue and the ``catalog.yml`` beside the
+    runbooks given.
+    """
     loaded: list[LoadedRunbook] = []
     errors: list[InputError] = []
     seen: set[Path] = set()
+    targets = list(targets)
+    try:
+        catalog = site_catalog(targets, search_dir)
+    except InputErrors as exc:
+        errors.extend(exc.errors)
+        catalog = BUILTIN
+    except InputError as exc:
+        errors.append(exc)
+        catalog = BUILTIN
     for target in targets:
         for path in _resolve(target, search_dir):
             if path.resolve() in seen:
                 continue
             seen.add(path.resolve())
             try:
-                loaded.append(load_runbook(path))
+                loaded.append(load_runbook(path, catalog))
             except InputErrors as exc:
                 errors.extend(exc.errors)
             except InputError as exc:

@@ -16,12 +16,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from oorfix.catalog import is_known_fault
+from oorfix.catalog import BUILTIN
 from oorfix.runbook.durations import parse_duration
 from oorfix.runbook.serial import parse_serial
 from oorfix.runbook.windows import Window
@@ -215,7 +216,11 @@ class Step(_Model):
 
 
 class Verify(_Model):
-    """How a fix is verified: checks (default: detect's) retried with a delay."""
+    """How a fix is verified: checks (default: detect's) retried with a delay.
+
+    With symptoms, a fix is verified when the checks and the symptoms both pass; a fix after
+    which only the symptoms pass has mitigated the fault, not repaired it.
+    """
 
     retries: int = Field(3, ge=0, le=1000, description="attempts after the first")
     delay: Seconds = 2.0
@@ -265,7 +270,14 @@ class Runbook(_Model):
     windows: list[Window] | None = Field(
         None, description="maintenance windows: fixes run only inside one (or with --force)"
     )
-    detect: list[Step] = Field(min_length=1)
+    symptoms: list[Step] = Field(
+        default_factory=list,
+        description="impact checks: a failing one shows an incident, but never confirms this "
+        "runbook's fault; with the cause there and no impact, the fault is mitigated",
+    )
+    detect: list[Step] = Field(
+        min_length=1, description="cause checks: any failing one confirms this runbook's fault"
+    )
     evidence: list[Step] = Field(default_factory=list)
     remediate: list[Step] = Field(default_factory=list)
     verify: Verify = Verify()
@@ -274,9 +286,13 @@ class Runbook(_Model):
 
     @field_validator("fault")
     @classmethod
-    def _known_fault(cls, value: str) -> str:
-        if not is_known_fault(value):
-            raise ValueError(f"unknown fault id {value!r} (see `oorfix catalog`)")
+    def _known_fault(cls, value: str, info: ValidationInfo) -> str:
+        catalog = (info.context or {}).get("catalog", BUILTIN)
+        if not catalog.knows(value):
+            raise ValueError(
+                f"unknown fault id {value!r} (see `oorfix catalog`; a site declares its own "
+                "in catalog.yml beside its runbooks)"
+            )
         return value
 
     @field_validator("serial")

@@ -104,13 +104,15 @@ def load_error(write: Write, text: str) -> InputError:
         pytest.param(
             "name: rb\nfault: software.nope\n" + DETECT,
             RunbookError,
-            "2: fault: unknown fault id 'software.nope' (see `oorfix catalog`)",
+            "2: fault: unknown fault id 'software.nope' (see `oorfix catalog`; a site declares"
+            " its own in catalog.yml beside its runbooks)",
             id="bad-fault-id",
         ),
         pytest.param(
             "name: rb\nfault: maintenance.disk-cleanup\n" + DETECT,
             RunbookError,
-            "2: fault: unknown fault id 'maintenance.disk-cleanup' (see `oorfix catalog`)",
+            "2: fault: unknown fault id 'maintenance.disk-cleanup' (see `oorfix catalog`; a site"
+            " declares its own in catalog.yml beside its runbooks)",
             id="bad-maintenance-id",
         ),
         pytest.param(

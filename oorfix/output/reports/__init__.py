@@ -168,7 +168,7 @@ def timeline(result: HostRecord) -> Timeline:
     steps = result.steps
     first_fault = _index(steps, Phase.DETECT, StepStatus.FAILED)
     # Verified: the end of the last verification attempt of a host that ended fixed.
-    fixed = result.status is Outcome.FIXED
+    fixed = result.status in (Outcome.FIXED, Outcome.MITIGATED)
     last_verify = _index(steps, Phase.VERIFY, last=True) if fixed else None
     confirmed, verified = _end_of(steps, first_fault), _end_of(steps, last_verify)
     events: list[Event] = []

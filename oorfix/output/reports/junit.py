@@ -27,8 +27,16 @@ from oorfix.output.reports import (
 from oorfix.results import Outcome, Phase, StepStatus
 
 PASSED = frozenset({Outcome.HEALTHY, Outcome.FIXED})
+# Mitigated is a failure too: the service is back, but a root cause waits for people.
 FAILURE = frozenset(
-    {Outcome.FAILED, Outcome.ERROR, Outcome.WOULD_FIX, Outcome.DEFERRED, Outcome.LOCKED}
+    {
+        Outcome.FAILED,
+        Outcome.ERROR,
+        Outcome.WOULD_FIX,
+        Outcome.DEFERRED,
+        Outcome.LOCKED,
+        Outcome.MITIGATED,
+    }
 )
 ERROR = frozenset({Outcome.UNREACHABLE})
 SKIPPED = frozenset({Outcome.SKIPPED})
