@@ -28,7 +28,7 @@ COMMANDS = {
     ),
     "diagnose": (
         "oorfix.cli.diagnose:diagnose",
-        "Run every runbook's detect on every host it covers; show which faults are confirmed.",
+        "Test every fault runbook on every host it covers; show incidents by root cause.",
     ),
     "inventory": (
         "oorfix.cli.inventory:inventory",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,14 +83,19 @@ class Outputs:
 
 
 def finish(
-    result: RunResult, settings: RunSettings, planned: Sequence[PlannedJob], outputs: Outputs
+    result: RunResult,
+    settings: RunSettings,
+    planned: Sequence[PlannedJob],
+    outputs: Outputs,
+    extra: Mapping[str, Any] | None = None,
 ) -> RunRecord:
-    """Write the record where asked and keep the run in the history."""
+    """Write the record where asked and keep the run in the history (``extra``: more of it)."""
     meta = {
         "command": outputs.command,
         "runbooks": list(settings.runbooks),
         "inventory": str(settings.inventory_path),
         "limit": settings.limit,
+        **(extra or {}),
     }
     record = RunRecord.of(result, meta)
     text = write_outputs(record, outputs.json_path, outputs.junit_path)

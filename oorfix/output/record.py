@@ -31,6 +31,8 @@ from pydantic import (
 )
 
 from oorfix import __version__
+from oorfix.diagnosis.converge import Conflict, Explained
+from oorfix.diagnosis.incidents import HostDiagnosis
 from oorfix.errors import InputError
 from oorfix.results import (
     HostResult,
@@ -145,6 +147,9 @@ class HostRecord(_Record):
     start: Time
     end: Time
     steps: tuple[StepRecord, ...]
+    explained_by: str | None = Field(
+        None, description="diagnose --fix: the runbook whose fix cleared this fault"
+    )
 
     @classmethod
     def of(cls, result: HostResult) -> HostRecord:
@@ -157,10 +162,23 @@ class HostRecord(_Record):
             error=result.error,
             escalation=result.escalation,
             notes=result.notes,
+            explained_by=result.explained_by,
             start=result.started,
             end=result.ended,
             steps=tuple(StepRecord.of(s) for s in result.steps),
         )
+
+
+class DiagnosisRecord(_Record):
+    """What `diagnose` concluded: per host the hypotheses and incidents; with --fix, what the
+    fixes explained, any conflict between them, and the re-diagnosis of the hosts touched."""
+
+    hosts: tuple[HostDiagnosis, ...]
+    waves: int = Field(0, description="fix waves run (one root cause per host per wave)")
+    explained: tuple[Explained, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+    converged: bool | None = Field(None, description="--fix: no conflict, nothing left to fix")
+    after: tuple[HostDiagnosis, ...] = Field((), description="--fix: the re-diagnosis")
 
 
 class RunRecord(_Record):
@@ -182,25 +200,27 @@ class RunRecord(_Record):
     inventory: str | None = None
     limit: str | None = None
     results: tuple[HostRecord, ...]
+    diagnosis: DiagnosisRecord | None = Field(None, description="diagnose: incidents and fixes")
 
     @classmethod
     def of(cls, run: RunResult, meta: Mapping[str, Any] | None = None) -> RunRecord:
-        """The record of a run; ``meta`` may give command, runbooks, inventory and limit."""
-        return cls(
-            format=RECORD_FORMAT,
-            oorfix=__version__,
-            run_id=run.run_id,
-            operator=_operator(),
-            mode=run.mode,
-            dry_run=run.dry_run,
-            aborted=run.aborted,
-            start=run.started,
-            end=run.ended,
-            exit_code=int(run.exit_code()),
-            summary=dict(Counter(str(r.status) for r in run.results)),
-            results=tuple(HostRecord.of(r) for r in run.results),
-            **(meta or {}),
-        )
+        """The record of a run; ``meta`` may give command, runbooks, inventory, limit,
+        diagnosis and an exit code that differs from the results' (diagnose's)."""
+        fields: dict[str, Any] = {
+            "format": RECORD_FORMAT,
+            "oorfix": __version__,
+            "run_id": run.run_id,
+            "operator": _operator(),
+            "mode": run.mode,
+            "dry_run": run.dry_run,
+            "aborted": run.aborted,
+            "start": run.started,
+            "end": run.ended,
+            "exit_code": int(run.exit_code()),
+            "summary": dict(Counter(str(r.status) for r in run.results)),
+            "results": tuple(HostRecord.of(r) for r in run.results),
+        }
+        return cls(**{**fields, **(meta or {})})
 
     @classmethod
     def parse(cls, text: str | bytes, source: Path | str | None = None) -> RunRecord:

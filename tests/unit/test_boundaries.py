@@ -88,9 +88,20 @@ ALLOWED = {
     "transport": {"base", "inventory"},
     "safety": {"base", "runbook"},
     "run": {"base", "runbook", "inventory", "transport", "safety"},
-    "output": {"base", "runbook", "inventory", "run", "safety"},
+    "diagnosis": {"base", "runbook", "inventory", "run"},
+    "output": {"base", "runbook", "inventory", "run", "safety", "diagnosis"},
     "lab": {"base", "inventory", "transport"},
-    "cli": {"base", "runbook", "inventory", "transport", "safety", "run", "output", "lab"},
+    "cli": {
+        "base",
+        "runbook",
+        "inventory",
+        "transport",
+        "safety",
+        "run",
+        "output",
+        "lab",
+        "diagnosis",
+    },
 }
 # Only the transport package itself may name the SSH transport modules.
 TRANSPORT_INSIDE = ("oorfix.transport.ssh", "oorfix.transport.known_hosts")

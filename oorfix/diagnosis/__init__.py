@@ -1,0 +1,1 @@
+"""Diagnosis: findings grouped into incidents by root cause, and fixes that converge."""
