@@ -92,7 +92,7 @@ def _deciding_check(result: HostResult) -> str:
         return f"{bad[0].name}: {bad[0].reason}"
     if result.status is Outcome.UNREACHABLE or not judged:
         return result.error or str(result.status)
-    return f"{len(judged)} cause check(s) passed"
+    return "passed: " + "; ".join(dict.fromkeys(s.name for s in judged))
 
 
 def _roots(confirmed: Sequence[HostResult], catalog: Catalog) -> dict[str, str | None]:
@@ -127,20 +127,35 @@ def _owner(fault: str, roots: Sequence[str], catalog: Catalog) -> str | None:
 def _symptoms(
     results: Iterable[HostResult], roots: dict[str, str | None], catalog: Catalog
 ) -> list[Symptom]:
-    """Every failing symptom check, put down to the root cause that explains it."""
-    found: list[Symptom] = []
-    seen: set[str] = set()  # runbooks share symptom checks (the clearing peer answers)
-    root_ids = [f for f, by in roots.items() if by is None]
+    """Every failing symptom check, once per name, put down to a root cause that explains it.
+
+    Runbooks share symptom checks (the clearing peer answers); the check is put down by the
+    faults of every runbook that saw it fail.
+    """
+    faults: dict[str, list[str]] = {}
+    first: dict[str, tuple[str, str]] = {}
     for result in results:
         for step in result.steps:
-            if step.phase is not Phase.SYMPTOMS or step.status is not StepStatus.FAILED:
-                continue
-            if step.name in seen:
-                continue
-            seen.add(step.name)
-            owner = _owner(result.fault, root_ids, catalog)
-            found.append(Symptom(result.runbook, step.name, step.reason or "", owner))
+            if step.phase is Phase.SYMPTOMS and step.status is StepStatus.FAILED:
+                faults.setdefault(step.name, []).append(result.fault)
+                first.setdefault(step.name, (result.runbook, step.reason or ""))
+    root_ids = [f for f, by in roots.items() if by is None]
+    found = []
+    for name, seen_by in faults.items():
+        owners = [_owner(f, root_ids, catalog) for f in seen_by]
+        explaining = [
+            o
+            for f, o in zip(seen_by, owners, strict=True)
+            if o in _explainers(f, root_ids, catalog)
+        ]
+        owner = (explaining or owners or [None])[0]
+        runbook, reason = first[name]
+        found.append(Symptom(runbook, name, reason, owner))
     return found
+
+
+def _explainers(fault: str, roots: Sequence[str], catalog: Catalog) -> list[str]:
+    return [r for r in roots if r == fault or catalog.explains(r, fault)]
 
 
 def diagnose_host(host: str, results: Sequence[HostResult], catalog: Catalog) -> HostDiagnosis:

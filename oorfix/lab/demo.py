@@ -3,9 +3,11 @@
 A bank's payment system stops at 10:00: one API server's power supply fluctuates, a software
 module rejects payments, and the clearing network is slow and drops packets. The demo starts
 the lab (a small payment gateway of real sshd hosts in network namespaces), injects the three
-faults at once, shows what the lab sees, then runs oorfix: a dry-run to plan the fix, the
-real run that fixes and verifies in order (power, then software, then network), and a second
-run that finds the fleet healthy. The lab is torn down at the end, whatever happens.
+faults at once, shows what the lab sees, then runs `oorfix diagnose --fix` over every fault
+runbook: it tests every hypothesis on every host, names the root causes (with the hypothesis
+table), fixes them in causal order with re-checks, and re-diagnoses until the fleet
+converges; a second `diagnose` then finds only the mitigated causes (the carrier's slow path,
+the sagging feed A), which stay escalated. The lab is torn down at the end, whatever happens.
 Without root there are no namespaces, and a reduced demo (a crashed API) runs instead.
 """
 
@@ -25,6 +27,7 @@ from oorfix.lab import faults, hardware, network, services
 from oorfix.lab.lab import Lab, payment_hosts
 from oorfix.lab.topology import default_topology
 
+REPO_RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
 CASE_STUDY = (
     ("pg-api-1", "environment.power_fluctuation", "rack-voltage-unstable"),
     ("pg-api-2", "software.compatibility", "payment-api-version"),
@@ -63,28 +66,22 @@ def _show_fleet(console: Console, lab: Lab) -> None:
         console.print(f"  {name:<10} {power:<7} {_payment(lab, name):<10} {_clearing(lab, name)}")
 
 
-def _oorfix(console: Console, lab: Lab, runbooks: list[str], args: list[str]) -> dict[str, Any]:
+def _oorfix(console: Console, lab: Lab, command: list[str], args: list[str]) -> dict[str, Any]:
+    """Run one oorfix command against the lab, show it, and return its run record."""
     record = lab.directory / f"run-{time.monotonic_ns()}.json"
-    argv = [
-        sys.executable,
-        "-m",
-        "oorfix",
-        "run",
-        *runbooks,
-        "-i",
-        str(lab.directory / "inventory.yml"),
-    ]
-    argv += ["--known-hosts", str(lab.known_hosts), "--limit", "payment_api", "--json", str(record)]
-    console.rule(f"[bold]$ oorfix run {' '.join(runbooks)} --limit payment_api {' '.join(args)}")
+    inventory = ["-i", str(lab.directory / "inventory.yml"), "--known-hosts", str(lab.known_hosts)]
+    shown = " ".join([*command, *args])
+    console.rule(f"[bold]$ oorfix {shown}")
     started = time.monotonic()
-    done = subprocess.run([*argv, *args], check=False)
+    argv = [sys.executable, "-m", "oorfix", *command, *inventory, "--json", str(record), *args]
+    done = subprocess.run(argv, check=False)
     console.print(f"exit code {done.returncode} after {time.monotonic() - started:.1f}s")
     data: dict[str, Any] = json.loads(record.read_text())
     return data
 
 
 def case_study(console: Console, directory: Path) -> bool:
-    """Run the case study in a namespaced lab; True when every fault was fixed."""
+    """Run the case study in a namespaced lab; True when it was diagnosed and converged."""
     with Lab(directory, default_topology(directory, 3), namespaced=True) as lab:
         lab.write_inventory(directory / "inventory.yml")
         console.rule("[bold]09:59 the payment gateway runs")
@@ -93,18 +90,26 @@ def case_study(console: Console, directory: Path) -> bool:
         for host, fault_id, _ in CASE_STUDY:
             console.print(f"  {host}: {fault_id} ({faults.inject(lab, host, fault_id).what})")
         _show_fleet(console, lab)
-        runbooks = [runbook for _, _, runbook in CASE_STUDY]
-        _oorfix(console, lab, runbooks, ["--dry-run", "-q"])
-        record = _oorfix(console, lab, runbooks, ["-v"])
-        _oorfix(console, lab, runbooks, ["-q"])
+        runbooks = ["--runbooks", str(REPO_RUNBOOKS)]
+        fixed = _oorfix(console, lab, ["diagnose", *runbooks], ["--fix", "--yes", "-q"])
+        again = _oorfix(console, lab, ["diagnose", *runbooks], ["-q"])
         console.rule("[bold]the lab's own view after oorfix")
         _show_fleet(console, lab)
         gone = all(faults.FAULTS[f].gone(lab, lab.hosts[h]) for h, f, _ in CASE_STUDY)
-        fixed = sorted(
-            {(r["host"], r["runbook"]) for r in record["results"] if r["status"] == "fixed"}
+        diagnosis = fixed["diagnosis"] or {}
+        converged = diagnosis.get("converged") is True
+        # Mitigated (exit 4): service restored, the carrier's path and feed A still escalated.
+        settled = again["exit_code"] in (0, 4) and fixed["exit_code"] in (0, 4)
+        roots = sorted(
+            {
+                (i["root_cause"], h["host"])
+                for h in diagnosis.get("hosts", [])
+                for i in h["incidents"]
+            }
         )
-        console.print(f"fixed and verified by oorfix: {', '.join(f'{h} ({r})' for h, r in fixed)}")
-        return gone
+        console.print(f"root causes found: {', '.join(f'{f} on {h}' for f, h in roots)}")
+        console.print(f"converged: {converged}; second diagnose exit code {again['exit_code']}")
+        return gone and converged and settled
 
 
 def crash_demo(console: Console, directory: Path) -> bool:
@@ -113,8 +118,9 @@ def crash_demo(console: Console, directory: Path) -> bool:
         lab.write_inventory(directory / "inventory.yml")
         console.print("[yellow]not root: no network namespaces, so the reduced demo runs[/]")
         services.crash(services.Unit(lab.hosts["pg-api-2"].state, "pg-api"))
-        _oorfix(console, lab, ["payment-api-crashed"], ["-v"])
-        _oorfix(console, lab, ["payment-api-crashed"], ["-q"])
+        command = ["run", "payment-api-crashed", "--limit", "payment_api"]
+        _oorfix(console, lab, command, ["-v"])
+        _oorfix(console, lab, command, ["-q"])
         return faults.FAULTS["software.crash"].gone(lab, lab.hosts["pg-api-2"])
 
 

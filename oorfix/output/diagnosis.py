@@ -10,6 +10,7 @@ from rich.table import Table
 
 from oorfix.diagnosis.converge import Convergence
 from oorfix.diagnosis.incidents import HostDiagnosis, Incident, Verdict
+from oorfix.results import Outcome
 
 VERDICT_STYLE = {
     Verdict.ROOT_CAUSE: "[bold red]root cause[/]",
@@ -34,16 +35,19 @@ def _headline(incident: Incident) -> str:
 
 def hypothesis_table(diagnosis: HostDiagnosis) -> Table:
     """The hypotheses tested on one host: fault, runbook, verdict and the deciding check."""
-    table = Table(title=f"{diagnosis.host}: hypotheses", title_justify="left")
-    for column in ("fault", "runbook", "verdict"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("evidence", overflow="fold")
+    table = Table(title=f"{diagnosis.host}: hypotheses", title_justify="left", show_lines=False)
+    table.add_column("hypothesis (runbook)", overflow="fold", ratio=2)
+    table.add_column("verdict", overflow="fold", ratio=1)
+    table.add_column("evidence", overflow="fold", ratio=3, min_width=24)
     order = list(Verdict)
     for h in sorted(diagnosis.hypotheses, key=lambda h: order.index(h.verdict)):
         verdict = VERDICT_STYLE[h.verdict]
         if h.explained_by:
             verdict += f" of {escape(h.explained_by)}"
-        table.add_row(escape(h.fault), escape(h.runbook), verdict, escape(h.evidence))
+        if h.status is Outcome.MITIGATED:
+            verdict += " [yellow](mitigated)[/]"
+        hypothesis = f"{escape(h.fault)} [dim]({escape(h.runbook)})[/]"
+        table.add_row(hypothesis, verdict, escape(h.evidence))
     return table
 
 
