@@ -8,12 +8,13 @@ from pathlib import Path
 
 import click
 
-from oorfix.catalog import FAULTS
+from oorfix.catalog import BUILTIN
 from oorfix.cli.common import input_errors_exit, load_and_plan, runbook_args
 from oorfix.cli.options import shared
 from oorfix.output.console import catalog_table, make_console, print_plan
 from oorfix.output.record import record_json_schema
 from oorfix.run.validate import validate_paths
+from oorfix.runbook.catalogfile import site_catalog
 from oorfix.runbook.loader import load_runbooks
 from oorfix.runbook.models import runbook_json_schema
 
@@ -52,12 +53,15 @@ def plan(
 def catalog(runbook_dir: Path) -> None:
     """List the fault ids, what each detects and fixes, and the runbooks that handle them."""
     loaded = load_runbooks([runbook_dir]) if runbook_dir.exists() else []
+    known = site_catalog([runbook_dir]) if runbook_dir.exists() else BUILTIN
     by_fault: dict[str, list[str]] = {}
     for item in loaded:
         by_fault.setdefault(item.runbook.fault, []).append(item.name)
-    rows = [(f.id, f.signal, f.fix, sorted(by_fault.pop(f.id, []))) for f in FAULTS]
+    rows = [
+        (f.id, f.signal, f.fix, list(f.explains), sorted(by_fault.pop(f.id, []))) for f in known
+    ]
     rows += [
-        (fault, "preventive maintenance", "", sorted(names))
+        (fault, "preventive maintenance", "", [], sorted(names))
         for fault, names in sorted(by_fault.items())
     ]
     make_console().print(catalog_table(rows))

@@ -152,15 +152,15 @@ def print_plan(console: Console, planned: Sequence[PlannedJob], changes_only: bo
             console.print(f"           $ {escape(str(step.command))}", style="dim")
 
 
-def catalog_table(rows: Sequence[tuple[str, str, str, list[str]]]) -> Table:
-    """Fault id, its typical signal and fix, and the runbooks that handle it."""
+def catalog_table(rows: Sequence[tuple[str, str, str, list[str], list[str]]]) -> Table:
+    """Fault id, its typical signal and fix, the faults it explains, the runbooks for it."""
     table = Table(title="oorfix fault catalogue", title_justify="left")
     table.add_column("fault", no_wrap=True)
-    for column in ("detects", "fixes", "runbooks"):
+    for column in ("detects", "fixes", "explains", "runbooks"):
         table.add_column(column, overflow="fold")
-    for fault, signal, fix, runbooks in rows:
+    for fault, signal, fix, explains, runbooks in rows:
         names = ", ".join(runbooks) if runbooks else "[red]none[/]"
-        table.add_row(fault, escape(signal), escape(fix), names)
+        table.add_row(fault, escape(signal), escape(fix), escape(", ".join(explains)), names)
     return table
 
 
