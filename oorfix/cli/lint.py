@@ -14,6 +14,7 @@ from oorfix.cli.options import shared
 from oorfix.output.console import catalog_table, make_console, print_plan
 from oorfix.output.record import record_json_schema
 from oorfix.run.validate import validate_paths
+from oorfix.runbook.catalogfile import schema as catalog_schema
 from oorfix.runbook.catalogfile import site_catalog
 from oorfix.runbook.loader import load_runbooks
 from oorfix.runbook.models import runbook_json_schema
@@ -69,6 +70,13 @@ def catalog(runbook_dir: Path) -> None:
 
 @click.command()
 @click.option("--record", is_flag=True, help="the run record's schema instead")
-def schema(record: bool) -> None:
-    """Print the JSON Schema of runbook files (or of the run record)."""
-    click.echo(json.dumps(record_json_schema() if record else runbook_json_schema(), indent=2))
+@click.option("--catalog", is_flag=True, help="the schema of a site's catalog.yml instead")
+def schema(record: bool, catalog: bool) -> None:
+    """Print the JSON Schema of runbook files (or of the run record, or of catalog.yml)."""
+    if record:
+        found = record_json_schema()
+    elif catalog:
+        found = catalog_schema()
+    else:
+        found = runbook_json_schema()
+    click.echo(json.dumps(found, indent=2))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from oorfix.catalog import Catalog
-from oorfix.diagnosis.incidents import HostDiagnosis, diagnose
+from oorfix.diagnosis.incidents import HostDiagnosis, Hypothesis, Verdict, diagnose
 from oorfix.results import HostResult, Outcome, RunMode, RunResult
 from oorfix.run.planner import PlannedJob
 
@@ -56,13 +56,18 @@ class Convergence:
     waves: int = 0
     after: tuple[HostDiagnosis, ...] = ()
     remaining: tuple[HostResult, ...] = ()  # the re-diagnosis's findings
+    rediagnosed: tuple[str, ...] = ()  # the hosts a fix changed
 
     @property
     def converged(self) -> bool:
         """No conflict, and the re-diagnosis found nothing left to fix and no unexplained
         symptom (a mitigated root cause may stay: it is escalated)."""
         unexplained = any(i.root_cause is None for h in self.after for i in h.incidents)
-        return not self.conflicts and not self.remaining and not unexplained
+        # A host no fix changed (deferred, locked, unreachable) keeps what it had.
+        unchanged = any(
+            r.status.fault_remains for r in self.results.values() if r.host not in self.rediagnosed
+        )
+        return not (self.conflicts or self.remaining or unexplained or unchanged)
 
 
 def _key(result: HostResult) -> Key:
@@ -116,6 +121,7 @@ class Fixer:
         """Fix every root cause ``found`` confirmed; re-diagnose what was touched."""
         state = Convergence({_key(r): r for r in found.results})
         hosts = self.plan(found)
+        self._explained_by_mitigated(state, found)
         if mode is not RunMode.FIX:  # a dry-run changes nothing, so one pass shows every fix
             every = [p for h in hosts.values() for p in h.roots]
             self._record(state, self.runner(every, mode))
@@ -126,12 +132,54 @@ class Fixer:
                 break
             state.waves += 1
             done = self._record(state, self.runner(list(wave.values()), mode))
-            touched = {r.host for r in done if r.status in CHANGED}
+            # In wave order, so what follows does not depend on hash seeds.
+            touched = list(dict.fromkeys(r.host for r in done if r.status in CHANGED))
             for name in touched:
                 hosts[name].fixed.append(wave[name])
             self._recheck(state, hosts, {n: wave[n] for n in touched})
+        for h in hosts.values():
+            for p in h.consequences:
+                root = self._mitigated_root(state, h, p)
+                if root is not None:
+                    key = _pkey(p)
+                    note = f"explained by {root}, which was mitigated, not repaired"
+                    state.results[key] = replace(
+                        state.results[key],
+                        status=Outcome.MITIGATED,
+                        explained_by=root,
+                        notes=(*state.results[key].notes, note),
+                    )
         self._rediagnose(state, hosts)
         return state
+
+    def _explained_by_mitigated(self, state: Convergence, found: RunResult) -> None:
+        """A consequence of a root cause mitigated before the run waits for its repair."""
+        for diagnosis in diagnose(found.results, self.catalog):
+            by_fault = {h.fault: h for h in diagnosis.hypotheses}
+            for h in diagnosis.hypotheses:
+                root = by_fault.get(h.explained_by or "")
+                if (
+                    h.verdict is Verdict.CONSEQUENCE
+                    and h.status is Outcome.WOULD_FIX
+                    and (root is not None and root.status is Outcome.MITIGATED)
+                ):
+                    key = (diagnosis.host, h.runbook)
+                    note = f"explained by {root.runbook}, which is mitigated, not repaired"
+                    state.results[key] = replace(
+                        state.results[key],
+                        status=Outcome.MITIGATED,
+                        explained_by=root.runbook,
+                        notes=(*state.results[key].notes, note),
+                    )
+
+    def _mitigated_root(self, state: Convergence, h: _Host, p: PlannedJob) -> str | None:
+        """The runbook of a fix on the host that mitigated a fault explaining ``p``'s."""
+        fault = p.job.runbook.fault
+        for fixed in h.fixed:
+            mitigated = state.results[_pkey(fixed)].status is Outcome.MITIGATED
+            if mitigated and self.catalog.explains(fixed.job.runbook.fault, fault):
+                return fixed.job.runbook_name
+        return None
 
     def _record(self, state: Convergence, run: RunResult) -> tuple[HostResult, ...]:
         for r in run.results:
@@ -169,7 +217,12 @@ class Fixer:
                         state.explained.append(Explained(name, key[1], by.job.runbook_name))
             if not h.roots and not h.stopped:
                 # What its root cause's fix did not clear is a fault of its own.
-                h.roots, h.consequences = sorted(h.consequences, key=self._order), []
+                # What its root cause's fix did not clear is a fault of its own, unless that
+                # fix only mitigated the root cause: then the cause that explains it is still
+                # there, and it waits for the root cause's repair.
+                kept = [p for p in h.consequences if self._mitigated_root(state, h, p)]
+                free = [p for p in h.consequences if p not in kept]
+                h.roots, h.consequences = sorted(free, key=self._order), kept
 
     def _conflict(self, state: Convergence, h: _Host, conflict: Conflict) -> None:
         """Record a conflict; the host's remaining fixes are dropped (and say why)."""
@@ -184,22 +237,43 @@ class Fixer:
         h.roots, h.consequences = [], []
 
     def _rediagnose(self, state: Convergence, hosts: dict[str, _Host]) -> None:
-        touched = {name for name, h in hosts.items() if h.fixed}
+        touched = [name for name, h in hosts.items() if h.fixed]
         jobs = [p for key, p in self.planned.items() if key[0] in touched]
         if not jobs:
             return
+        state.rediagnosed = tuple(touched)
         after = self.runner(jobs, RunMode.DETECT)
         state.after = diagnose(after.results, self.catalog)
-        state.remaining = tuple(r for r in after.results if r.status.fault_remains)
+        open_keys = {(d.host, h.runbook) for d in state.after for h in _still_open(d)}
+        state.remaining = tuple(r for r in after.results if _key(r) in open_keys)
         for name in touched:
             for p in hosts[name].fixed:
                 again = next((r for r in after.results if _key(r) == _pkey(p)), None)
                 held = state.results[_pkey(p)].status in HELD
-                if held and again is not None and again.status is Outcome.WOULD_FIX:
+                known = any(
+                    c.host == name and c.undone == p.job.runbook_name for c in state.conflicts
+                )
+                if held and not known and again is not None and again.status is Outcome.WOULD_FIX:
                     later = hosts[name].fixed[hosts[name].fixed.index(p) + 1 :]
                     by = later[-1].job.runbook_name if later else "a later check"
                     reason = again.error or "its fault is confirmed again"
                     state.conflicts.append(Conflict(name, p.job.runbook_name, by, reason))
+
+
+def _still_open(diagnosis: HostDiagnosis) -> list[Hypothesis]:
+    """Faults left to fix: root causes, and consequences of a root cause that is not
+    mitigated (a mitigated one is escalated; what it explains waits for its repair)."""
+    status = {h.fault: h.status for h in diagnosis.hypotheses}
+    return [
+        h
+        for h in diagnosis.hypotheses
+        if h.status.fault_remains
+        and (
+            h.verdict is not Verdict.CONSEQUENCE
+            or h.explained_by is None
+            or status.get(h.explained_by) is not Outcome.MITIGATED
+        )
+    ]
 
 
 def _merged(before: HostResult | None, fix: HostResult) -> HostResult:

@@ -174,7 +174,7 @@ def diagnose_host(host: str, results: Sequence[HostResult], catalog: Catalog) ->
         hypotheses.append(Hypothesis(r.runbook, r.fault, verdict, r.status, _deciding_check(r), by))
     symptoms = _symptoms(results, roots, catalog)
     incidents = []
-    for r in confirmed:
+    for r in {c.fault: c for c in reversed(confirmed)}.values():  # one incident per fault
         if roots[r.fault] is None:
             explained = tuple(sorted({c.fault for c in confirmed if roots[c.fault] == r.fault}))
             own = tuple(s for s in symptoms if s.explained_by == r.fault)

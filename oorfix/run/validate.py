@@ -1,4 +1,5 @@
-"""`oorfix validate`: tell runbooks from inventories, load them all, report every error."""
+"""`oorfix validate`: tell runbooks, catalogues and inventories apart, load them all, report
+every error."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from oorfix.errors import InputError, InputErrors
 from oorfix.inventory.core import Inventory, load_inventory
 from oorfix.run.planner import plan_run
+from oorfix.runbook.catalogfile import CATALOG_FILE, load_catalog
 from oorfix.runbook.loader import LoadedRunbook, load_runbooks, runbook_files
 from oorfix.runbook.yamlsource import load_file
 
@@ -80,14 +82,21 @@ def _render_all(
 
 def validate_paths(paths: list[Path], inventory_path: Path | None = None) -> str:
     """Load every runbook and inventory; render runbooks per host; raise all errors found."""
-    runbook_paths, inventory_paths = classify(paths)
+    catalogs = [p for p in paths if p.name == CATALOG_FILE and p.is_file()]
+    runbook_paths, inventory_paths = classify([p for p in paths if p not in catalogs])
     if inventory_path is not None:
         inventory_paths.append(inventory_path)
     errors: list[InputError] = []
+    if catalogs:
+        try:
+            load_catalog(catalogs)
+        except InputError as exc:
+            _collect(errors, exc)
     runbooks, inventories = _load_all(runbook_paths, inventory_paths, errors)
     if not errors:
         errors.extend(_render_all(runbooks, inventories))
     if errors:
         raise errors[0] if len(errors) == 1 else InputErrors(errors)
     hosts = sum(len(i.hosts) for i in inventories)
-    return f"ok: {len(runbooks)} runbook(s), {len(inventories)} inventory(ies) with {hosts} host(s)"
+    found = f"{len(runbooks)} runbook(s), {len(inventories)} inventory(ies) with {hosts} host(s)"
+    return f"ok: {found}" + (f", {len(catalogs)} catalogue(s)" if catalogs else "")

@@ -18,6 +18,8 @@ The README's table of injected fault against diagnosis is what these tests asser
 
 from __future__ import annotations
 
+import json
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -25,10 +27,11 @@ from typing import Any
 import pytest
 
 from oorfix.catalog import FAULT_IDS
-from oorfix.lab import faults
+from oorfix.lab import faults, network
 from oorfix.lab.lab import Lab
+from oorfix.lab.topology import CLEARING_NET, GATEWAY_A, GATEWAY_B
 from tests.integration.conftest import REPO, CliRun, run_cli
-from tests.integration.test_faults import fresh_lab
+from tests.integration.test_faults import fresh_lab, net
 
 pytestmark = pytest.mark.integration
 
@@ -44,13 +47,13 @@ CASE_STUDY = (
 FLEET_WIDE = {"network.latency"}
 
 
-def diagnose(lab: Lab, tmp: Path, *args: str) -> CliRun:
+def diagnose(lab: Lab, tmp: Path, *args: str, runbooks: Path = REPO / "runbooks") -> CliRun:
     """`oorfix diagnose` over every repository runbook, with a private state directory."""
     record = tmp / f"diagnose-{time.monotonic_ns()}.json"
     argv = [
         "diagnose",
         "--runbooks",
-        str(REPO / "runbooks"),
+        str(runbooks),
         "-i",
         str(lab.directory / "inventory.yml"),
         "--known-hosts",
@@ -62,6 +65,14 @@ def diagnose(lab: Lab, tmp: Path, *args: str) -> CliRun:
         "-q",
         *args,
     ]
+    return run_cli(argv, record, CLI_TIMEOUT)
+
+
+def run(lab: Lab, tmp: Path, *args: str) -> CliRun:
+    """`oorfix run` against the lab, with a private state directory."""
+    record = tmp / f"run-{time.monotonic_ns()}.json"
+    inventory = ["-i", str(lab.directory / "inventory.yml"), "--known-hosts", str(lab.known_hosts)]
+    argv = ["run", *args, *inventory, "--state-dir", str(tmp / "state"), "--json", str(record)]
     return run_cli(argv, record, CLI_TIMEOUT)
 
 
@@ -245,3 +256,83 @@ def test_the_case_study_converges_through_diagnose_fix(fresh_lab: Lab, tmp_path:
     left = roots(again)
     assert left["pg-api-1"] == {"environment.power_fluctuation", "network.latency"}
     assert all(r <= {"environment.power_fluctuation", "network.latency"} for r in left.values())
+
+    # Prevention: the scheduled fail-back looks at the primary path first, and leaves the
+    # mitigated hosts on the backup path while the primary is still slow ...
+    fail_back = str(REPO / "runbooks" / "maintenance" / "network-path.yml")
+    kept = run(lab, tmp_path, fail_back, "--limit", "payment_api")
+    assert kept.rc == 0, kept.stdout + kept.stderr
+    assert set(kept.statuses().values()) == {"healthy"}
+    api = [lab.hosts[h] for h, _ in CASE_STUDY]
+    assert {network.route_via(net(lab), h, CLEARING_NET) for h in api} == {GATEWAY_B}
+    # ... and moves them back once the carrier has repaired it; the latency is then gone.
+    network.restore_primary_path(net(lab))
+    moved = run(lab, tmp_path, fail_back, "--limit", "payment_api")
+    assert moved.rc == 0, moved.stdout + moved.stderr
+    assert set(moved.statuses().values()) == {"fixed"}
+    assert {network.route_via(net(lab), h, CLEARING_NET) for h in api} == {GATEWAY_A}
+    last = diagnose(lab, tmp_path)
+    assert "network.latency" not in set().union(*roots(last).values())
+
+
+CONFLICTING = {
+    "catalog.yml": """
+        faults:
+          - id: site.primary_route
+            summary: clearing traffic must use the primary gateway
+          - id: site.backup_route
+            summary: clearing traffic must use the backup gateway
+    """,
+    "prefer-backup.yml": """
+        name: prefer-backup
+        fault: site.backup_route
+        hosts: pg-api-1
+        detect:
+          - name: clearing route via the backup gateway
+            run: ip route show {{ clearing_net }}
+            expect: {that: "('via ' ~ backup_gateway ~ ' ') in result.stdout"}
+        remediate:
+          - route: {dest: "{{ clearing_net }}", via: "{{ backup_gateway }}"}
+            sudo: true
+        verify: {retries: 0}
+    """,
+    "prefer-primary.yml": """
+        name: prefer-primary
+        fault: site.primary_route
+        hosts: pg-api-1
+        detect:
+          - name: clearing route via the primary gateway
+            run: ip route show {{ clearing_net }}
+            expect: {that: "('via ' ~ primary_gateway ~ ' ') in result.stdout"}
+        remediate:
+          - route: {dest: "{{ clearing_net }}", via: "{{ primary_gateway }}"}
+            sudo: true
+        verify: {retries: 0}
+    """,
+}
+
+
+def test_a_fix_that_undoes_an_earlier_one_is_a_conflict_and_nothing_loops(
+    fresh_lab: Lab, tmp_path: Path
+) -> None:
+    lab = fresh_lab
+    runbooks = tmp_path / "runbooks"
+    runbooks.mkdir()
+    for name, text in CONFLICTING.items():
+        (runbooks / name).write_text(textwrap.dedent(text).lstrip())
+    faults.inject(lab, "pg-api-1", "network.outage")  # no clearing route: both confirm
+
+    done = diagnose(lab, tmp_path, "--fix", "--yes", runbooks=runbooks)
+
+    assert done.rc == 1, done.stdout + done.stderr
+    diagnosis = done.record["diagnosis"]  # type: ignore[index]
+    assert roots(done) == {"pg-api-1": {"site.primary_route", "site.backup_route"}}
+    assert [(c["host"], c["undone"], c["by"]) for c in diagnosis["conflicts"]] == [
+        ("pg-api-1", "prefer-backup", "prefer-primary")
+    ]
+    assert (diagnosis["converged"], diagnosis["waves"]) == (False, 2)
+    assert "conflict on pg-api-1: prefer-primary undid prefer-backup" in done.stdout
+    # Each was fixed once: two route changes in all, in the audit log.
+    audit = (tmp_path / "state" / "audit.log").read_text().splitlines()
+    intents = [e for e in map(json.loads, audit) if e["kind"] == "intent"]
+    assert [i["runbook"] for i in intents] == ["prefer-backup", "prefer-primary"]
