@@ -56,7 +56,7 @@ COMMANDS = {
     ),
     "schema": (
         "oorfix.cli.lint:schema",
-        "Print the JSON Schema of runbook files (or of the run record).",
+        "Print the JSON Schema of runbook files (or of the run record, or of catalog.yml).",
     ),
     "validate": (
         "oorfix.cli.lint:validate",
