@@ -313,9 +313,10 @@ def test_a_healthy_fleet_is_all_ok_in_one_exec_per_host(verbose_triage: Triage) 
 
     assert run.rc == 0, run.stderr
     assert matrix(run.stdout) == (list(HOSTS), ALL_OK)
-    # Nothing but the matrix: no evidence when no fault is confirmed.
-    table = run.stdout.splitlines()[1:]
-    assert all(line[:1] in "┏┃┡│└" for line in table if line), run.stdout
+    # Nothing but the matrix and one line: no evidence when no fault is confirmed.
+    *table, verdict = [line for line in run.stdout.splitlines()[1:] if line]
+    assert all(line[:1] in "┏┃┡│└" for line in table), run.stdout
+    assert verdict == f"no incident on {', '.join(HOSTS)}", run.stdout
     assert run.record is not None
     assert (run.record["command"], run.record["exit_code"]) == ("diagnose", 0)
     assert run.record["summary"] == {"healthy": len(PAIRS)}
@@ -323,10 +324,12 @@ def test_a_healthy_fleet_is_all_ok_in_one_exec_per_host(verbose_triage: Triage) 
     for result in run.record["results"]:
         assert result["fault"] == FAULTS[result["runbook"]]
         assert (result["error"], result["escalation"]) == (None, None)
-        assert {(s["phase"], s["status"]) for s in result["steps"]} == {("detect", "passed")}
+        checks = {(s["phase"], s["status"]) for s in result["steps"]}
+        assert ("detect", "passed") in checks
+        assert checks <= {("symptoms", "passed"), ("detect", "passed")}
     assert [s["name"] for s in result_of(run, "pg-api-2", "payment-api-version")["steps"]] == [
-        "installed version is the required one",
         "a test payment is accepted",
+        "installed version is the required one",
     ]
     # sshd's own count: one connection and ONE exec per host for every check of every runbook.
     connections, execs = sessions(fleet.lab.sshd.log.read_text()[len(log_before) :])
@@ -356,11 +359,12 @@ def test_two_faults_are_confirmed_with_evidence_and_nothing_is_changed(
     run = triage.diagnose("--junit", junit)
 
     assert run.rc == 1, run.stderr
-    # The crash also fails pg-api-1's health check and its test payment: three cells there.
+    # The crash also fails pg-api-1's health check (a consequence: the catalogue links a
+    # crash to a dead health endpoint) and its test payment, which is only a symptom of the
+    # version runbook: its cause, the installed version, is refuted there.
     confirmed = {
         ("pg-api-1", "payment-api-crashed"),
         ("pg-api-1", "payment-api-down"),
-        ("pg-api-1", "payment-api-version"),
         ("pg-api-2", "payment-api-version"),
     }
     assert matrix(run.stdout) == (
@@ -368,12 +372,12 @@ def test_two_faults_are_confirmed_with_evidence_and_nothing_is_changed(
         matrix_with(
             software_crash=["pg-api-1"],
             software_service_interruption=["pg-api-1"],
-            software_compatibility=["pg-api-1", "pg-api-2"],
+            software_compatibility=["pg-api-2"],
         ),
     )
     assert run.record is not None
     assert run.record["exit_code"] == 1
-    assert run.record["summary"] == {"healthy": len(PAIRS) - 4, "would_fix": 4}
+    assert run.record["summary"] == {"healthy": len(PAIRS) - 3, "would_fix": 3}
     assert statuses(run) == {p: "would_fix" if p in confirmed else "healthy" for p in PAIRS}
     assert steps(result_of(run, "pg-api-1", "payment-api-crashed")) == [
         ("detect", "service is active", "failed"),
@@ -382,27 +386,55 @@ def test_two_faults_are_confirmed_with_evidence_and_nothing_is_changed(
     ]
     version = result_of(run, "pg-api-2", "payment-api-version")
     assert steps(version) == [
+        ("symptoms", "a test payment is accepted", "failed"),
         ("detect", "installed version is the required one", "failed"),
-        ("detect", "a test payment is accepted", "failed"),
         ("evidence", "package status", "passed"),
         ("evidence", "recent service log", "passed"),
     ]
     assert [(s["rc"], s["reason"], s["stdout"]) for s in version["steps"][:2]] == [
-        (0, "not true: result.stdout == required_version", "2.3.0-bad"),
         (22, "exit status 22, expected 0", ""),
+        (0, "not true: result.stdout == required_version", "2.3.0-bad"),
     ]
     assert "Version: 2.3.0-bad" in version["steps"][2]["stdout"]
     for host, runbook in PAIRS - confirmed:
-        assert {s["phase"] for s in result_of(run, host, runbook)["steps"]} == {"detect"}
+        phases = {s["phase"] for s in result_of(run, host, runbook)["steps"]}
+        assert "detect" in phases, (host, runbook)
+        assert phases <= {"symptoms", "detect"}, (host, runbook)
+    # The incidents: one root cause per host, the consequence and symptom put down to it.
+    assert (
+        "pg-api-1: root cause software.crash (payment-api-crashed, would_fix); explains "
+        "software.service_interruption; symptoms: a test payment is accepted"
+    ) in run.stdout
+    assert (
+        "pg-api-2: root cause software.compatibility (payment-api-version, would_fix); "
+        "symptoms: a test payment is accepted"
+    ) in run.stdout
+    assert run.record["diagnosis"]["hosts"][0]["incidents"] == [
+        {
+            "host": "pg-api-1",
+            "root_cause": "software.crash",
+            "runbook": "payment-api-crashed",
+            "status": "would_fix",
+            "consequences": ["software.service_interruption"],
+            "symptoms": [
+                {
+                    "runbook": "payment-api-version",
+                    "check": "a test payment is accepted",
+                    "reason": "exit status 7, expected 0",
+                    "explained_by": "software.crash",
+                }
+            ],
+        }
+    ]
 
-    # The evidence section: each confirmed fault, its failed checks, then its evidence.
-    evidence = run.stdout.split("└", 1)[1]
+    # The evidence section, after the last table: each confirmed fault, its failed checks,
+    # then its evidence.
+    evidence = run.stdout.rsplit("└", 1)[1]
     blocks = [b for b in re.split(r"\n(?=pg-api-\d )", evidence) if b.strip()]
     heads = [block.splitlines()[0] for block in blocks if block[:1] == "p"]
     assert heads == [
         "pg-api-1 payment-api-crashed (software.crash)",
         "pg-api-1 payment-api-down (software.service_interruption)",
-        "pg-api-1 payment-api-version (software.compatibility)",
         "pg-api-2 payment-api-version (software.compatibility)",
     ]
     by_head = {block.splitlines()[0]: block for block in blocks}
@@ -415,9 +447,9 @@ def test_two_faults_are_confirmed_with_evidence_and_nothing_is_changed(
     assert "  evidence memory at the time" in crashed
     bad = by_head["pg-api-2 payment-api-version (software.compatibility)"].splitlines()
     assert bad[1:4] == [
+        "  failed a test payment is accepted: exit status 22, expected 0",
         "  failed installed version is the required one: not true: "
         "result.stdout == required_version",
-        "  failed a test payment is accepted: exit status 22, expected 0",
         "  evidence package status",
     ]
     assert "Version: 2.3.0-bad" in bad
@@ -445,7 +477,7 @@ def test_two_faults_are_confirmed_with_evidence_and_nothing_is_changed(
     root = ET.parse(junit).getroot()  # noqa: S314
     assert (root.attrib["tests"], root.attrib["failures"], root.attrib["errors"]) == (
         str(len(PAIRS)),
-        "4",
+        "3",
         "0",
     )
     failure = root.find("./testsuite[@name='payment-api-version']/testcase[@name='pg-api-2']/")
@@ -454,7 +486,7 @@ def test_two_faults_are_confirmed_with_evidence_and_nothing_is_changed(
     assert failure.text is not None
     assert "== evidence ==" in failure.text
     assert "Version: 2.3.0-bad" in failure.text
-    assert "detect: a test payment is accepted (failed, rc=22: exit status 22" in failure.text
+    assert "symptoms: a test payment is accepted (failed, rc=22: exit status 22" in failure.text
     assert "curl: (22) The requested URL returned error: 502" in failure.text
 
     # The run is kept with one file per piece of evidence.
@@ -488,30 +520,39 @@ def test_fix_repairs_in_category_order_audits_every_change_and_leaves_all_ok(
         environment_temperature=["pg-api-1"],
         software_crash=["pg-api-1"],
         software_service_interruption=["pg-api-1"],
-        software_compatibility=["pg-api-1", "pg-api-2"],
+        software_compatibility=["pg-api-2"],
     )
     fixed = {
         ("pg-api-1", "cpu-overheating"),
         ("pg-api-1", "payment-api-crashed"),
         ("pg-api-2", "payment-api-version"),
     }
-    # pg-api-1's health check and test payment fail only because the API was down: re-checked
-    # just before their own fix, after the crash fix, they pass and nothing more is done; the
-    # record keeps their diagnosis and says an earlier fix cleared them.
-    cleared = {("pg-api-1", "payment-api-down"), ("pg-api-1", "payment-api-version")}
+    # pg-api-1's health check fails only because the API was down: a consequence, re-checked
+    # after the crash fix, it passes and is never fixed itself; the record keeps its diagnosis
+    # and names the fix that cleared it. The crash itself is a consequence of the heat in the
+    # catalogue; the fans' fix did not clear it, so it was fixed in the next wave.
+    cleared = {("pg-api-1", "payment-api-down")}
     assert statuses(run) == {p: "fixed" if p in fixed | cleared else "healthy" for p in PAIRS}
     assert run.record is not None
     assert run.record["exit_code"] == 0
     for host, runbook in sorted(cleared):
         result = result_of(run, host, runbook)
-        assert result["notes"] == ["confirmed by diagnose; cleared by an earlier fix on this host"]
+        assert result["explained_by"] == "payment-api-crashed"
+        assert result["notes"] == [
+            "cleared when payment-api-crashed was fixed on this host: not fixed itself"
+        ]
         assert "remediate" not in {s["phase"] for s in result["steps"]}
         assert (result["steps"][-1]["phase"], result["steps"][-1]["status"]) == ("detect", "passed")
     heat = result_of(run, "pg-api-1", "cpu-overheating")
-    assert steps(heat) == [
+    # The diagnosis's checks and evidence, then the fix run's, which checks again first.
+    diagnosed = [
         ("detect", "CPU package below its limit", "failed"),
         ("evidence", "all sensors", "passed"),
         ("evidence", "BMC temperatures and fans", "passed"),
+    ]
+    assert steps(heat) == [
+        *diagnosed,
+        *diagnosed,
         ("remediate", "fans to full", "passed"),
         ("verify", "CPU package below its limit", "passed"),
     ]
@@ -520,9 +561,7 @@ def test_fix_repairs_in_category_order_audits_every_change_and_leaves_all_ok(
     )  # escalate: always
     crash = result_of(run, "pg-api-1", "payment-api-crashed")
     assert [s[0] for s in steps(crash)] == [
-        "detect",
-        "evidence",
-        "evidence",
+        *["detect", "evidence", "evidence"] * 2,
         "remediate",
         "remediate",
         "verify",
@@ -532,10 +571,12 @@ def test_fix_repairs_in_category_order_audits_every_change_and_leaves_all_ok(
         ("remediate", "package pg-api 2.4.1 present"),
         ("remediate", "service pg-api restarted"),
         ("remediate", f"wait for http://{fleet.address('pg-api-2')}:8080/health started"),
-        ("verify", "installed version is the required one"),
         ("verify", "a test payment is accepted"),
+        ("verify", "installed version is the required one"),
     ]
-    assert {s["status"] for s in version["steps"] if s["phase"] != "detect"} == {"passed"}
+    assert {s["status"] for s in version["steps"] if s["phase"] not in ("symptoms", "detect")} == {
+        "passed"
+    }
 
     # Order on pg-api-1: environment (major) before software (critical); every fix is
     # verified before the next runbook's re-check starts.
@@ -544,9 +585,12 @@ def test_fix_repairs_in_category_order_audits_every_change_and_leaves_all_ok(
         return when(chosen[0]["start"]), when(chosen[-1]["end"])
 
     assert span("cpu-overheating", "remediate")[1] <= span("cpu-overheating", "verify")[0]
-    assert span("cpu-overheating", "verify")[1] <= span("payment-api-crashed", "detect")[0]
+    # The crash's own check in the fix run (its diagnosis came first) follows the fans' fix.
+    crash_steps = result_of(run, "pg-api-1", "payment-api-crashed")["steps"]
+    fix_run_check = [s for s in crash_steps if s["phase"] == "detect"][-1]
+    assert span("cpu-overheating", "verify")[1] <= when(fix_run_check["start"])
     assert span("payment-api-crashed", "remediate")[1] <= span("payment-api-crashed", "verify")[0]
-    for later in ("payment-api-down", "payment-api-version"):
+    for later in ("payment-api-down",):
         # Their re-check (the last detect; the diagnosis comes first) follows the crash fix.
         recheck = [s for s in result_of(run, "pg-api-1", later)["steps"] if s["phase"] == "detect"]
         assert span("payment-api-crashed", "verify")[1] <= when(recheck[-1]["start"])
@@ -618,7 +662,7 @@ def test_runs_lists_diagnoses_newest_first_and_report_writes_html_and_junit(
     runbooks = ", ".join([*order, "payment-api-version"])
     operator = broken.record["operator"]
     assert [[r[0], *r[2:]] for r in rows] == [  # newest first; "when" is checked below
-        [ids[0], operator, runbooks, f"3 would_fix, {len(PAIRS) - 3} healthy (exit 1)"],
+        [ids[0], operator, runbooks, f"2 would_fix, {len(PAIRS) - 2} healthy (exit 1)"],
         [ids[1], operator, runbooks, f"{len(PAIRS)} healthy (exit 0)"],
     ]
     assert [r[1] for r in rows] == [
@@ -661,11 +705,7 @@ def test_runs_lists_diagnoses_newest_first_and_report_writes_html_and_junit(
     junit = triage.cli("report", broken.record["run_id"][:6], "--format", "junit", "-o", xml_path)
 
     assert junit.rc == 0, junit.stderr
-    confirmed = {
-        ("pg-api-1", "payment-api-crashed"),
-        ("pg-api-1", "payment-api-down"),
-        ("pg-api-1", "payment-api-version"),
-    }
+    confirmed = {("pg-api-1", "payment-api-crashed"), ("pg-api-1", "payment-api-down")}
     assert junit_cases(xml_path) == {p: ["failure"] if p in confirmed else [] for p in PAIRS}
 
 
@@ -732,7 +772,10 @@ def test_a_fault_cleared_by_an_earlier_fix_keeps_its_diagnosis_in_the_record(
     assert ("detect", "health endpoint answers", "failed") in steps(down)
     assert "evidence" in {s["phase"] for s in down["steps"]}
     assert down["status"] == "fixed"
-    assert down["notes"] == ["confirmed by diagnose; cleared by an earlier fix on this host"]
+    assert down["notes"] == [
+        "cleared when payment-api-crashed was fixed on this host: not fixed itself"
+    ]
+    assert down["explained_by"] == "payment-api-crashed"
 
 
 def test_every_batched_check_lies_within_its_result_span(triage: Triage) -> None:
