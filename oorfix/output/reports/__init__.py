@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from oorfix.output.record import HostRecord, RunRecord, StepRecord, Stream
+from oorfix.diagnosis.converge import _still_open
+from oorfix.diagnosis.incidents import HostDiagnosis, Hypothesis, Verdict
+from oorfix.output.record import DiagnosisRecord, HostRecord, RunRecord, StepRecord, Stream
 from oorfix.results import Outcome, Phase, StepStatus
 
 # Everything XML 1.0 cannot carry at all, plus the C1 controls and DEL that a terminal would
@@ -243,6 +245,7 @@ def outcome_counts(summary: Mapping[str, int] | None) -> str:
         "would_fix",
         "deferred",
         "locked",
+        "mitigated",
         "skipped",
         "fixed",
         "healthy",
@@ -258,3 +261,54 @@ def result_detail(result: HostRecord) -> str:
     parts = [clean(result.error or ""), clean(result.escalation or "")]
     parts += [clean(n) for n in result.notes]
     return "; ".join(p for p in parts if p)
+
+
+def hypotheses(diagnosis: HostDiagnosis) -> list[Hypothesis]:
+    """A host's hypotheses as the console lists them: root causes first, refuted ones last."""
+    order = list(Verdict)
+    return sorted(diagnosis.hypotheses, key=lambda h: order.index(h.verdict))
+
+
+def verdict_text(hypothesis: Hypothesis) -> str:
+    """``root cause``, ``consequence of <fault>``, ``refuted`` or ``not judged``, with
+    ``(mitigated)`` when the fault's impact is gone but it remains."""
+    text = str(hypothesis.verdict)
+    if hypothesis.explained_by:
+        text += f" of {hypothesis.explained_by}"
+    if hypothesis.status is Outcome.MITIGATED:
+        text += " (mitigated)"
+    return text
+
+
+def shows_fixes(diagnosis: DiagnosisRecord) -> bool:
+    """Whether ``diagnose --fix`` did something worth a section: a fix wave, or it failed to
+    converge without one (a fault it could not fix)."""
+    return bool(diagnosis.waves or diagnosis.conflicts or diagnosis.explained) or (
+        diagnosis.converged is False
+    )
+
+
+def not_converged_because(record: RunRecord) -> str:
+    """Why ``diagnose --fix`` did not converge: a conflict, or the faults that remain."""
+    diagnosis = record.diagnosis
+    if diagnosis is None:
+        return ""
+    if diagnosis.conflicts:
+        return "a conflict"
+    left = [f"{d.host} {h.runbook}" for d in diagnosis.after for h in _still_open(d)]
+    unexplained = [
+        d.host for d in diagnosis.after if any(i.root_cause is None for i in d.incidents)
+    ]
+    # A host no fix changed (deferred, locked, unreachable) keeps what it had.
+    rediagnosed = {d.host for d in diagnosis.after}
+    left += [
+        f"{r.host} {r.runbook}"
+        for r in record.results
+        if r.host not in rediagnosed and r.status.fault_remains
+    ]
+    reasons = []
+    if left:
+        reasons.append("faults remain: " + ", ".join(sorted(set(left))))
+    if unexplained:
+        reasons.append("symptoms with no confirmed cause on " + ", ".join(unexplained))
+    return "; ".join(reasons) or "faults remain"

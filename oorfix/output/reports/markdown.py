@@ -8,8 +8,10 @@ fenced blocks whose fence is longer than any backtick run inside.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from oorfix.output.record import HostRecord, RunRecord
+from oorfix.diagnosis.incidents import HostDiagnosis, Incident, Verdict
+from oorfix.output.record import DiagnosisRecord, HostRecord, RunRecord
 from oorfix.output.reports import (
     MILESTONES,
     Event,
@@ -19,15 +21,19 @@ from oorfix.output.reports import (
     format_duration,
     format_time,
     format_when,
+    hypotheses,
+    not_converged_because,
     outcome_counts,
     result_detail,
     run_title,
     seconds_between,
     shows_output,
+    shows_fixes,
     shows_span,
     step_output,
     step_status,
     timeline,
+    verdict_text,
 )
 from oorfix.results import Outcome
 
@@ -61,6 +67,8 @@ def markdown_report(record: RunRecord) -> str:
     """The whole incident report as Markdown."""
     timelines = [timeline(r) for r in record.results]
     parts = [_header(record), _outcome_table(timelines)]
+    if record.diagnosis is not None:
+        parts += _diagnosis(record, record.diagnosis)
     shown = [t for t in timelines if _worth_a_timeline(t.result)]
     parts.append("## Timeline")
     parts += [_timeline(t) for t in shown] or ["No fault was found: every check passed."]
@@ -156,3 +164,72 @@ def _event(event: Event, item: Timeline) -> str:
 def _indent(text: str) -> str:
     """Indent a block under its list item."""
     return "\n".join("  " + line if line else "" for line in text.splitlines())
+
+
+def _diagnosis(record: RunRecord, diagnosis: DiagnosisRecord) -> list[str]:
+    """diagnose: incidents and hypotheses per host; with --fix, what the fixes did."""
+    parts = ["## Diagnosis", *_hosts(diagnosis.hosts)]
+    if not shows_fixes(diagnosis):
+        return parts
+    lines = [
+        f"- {md_text(e.host)}: {md_text(e.runbook)} cleared when {md_text(e.by)} was fixed"
+        " (explained, not fixed itself)"
+        for e in diagnosis.explained
+    ]
+    lines += [
+        f"- **conflict** on {md_text(c.host)}: {md_text(c.by)} undid {md_text(c.undone)}"
+        f" ({md_text(c.reason)}); stopped fixing this host"
+        for c in diagnosis.conflicts
+    ]
+    if diagnosis.converged:
+        lines.append(f"- **converged** after {diagnosis.waves} fix wave(s)")
+    elif diagnosis.converged is False:
+        lines.append(f"- **not converged**: {md_text(not_converged_because(record))}")
+    parts += ["## Fixes", "\n".join(lines) or "No fix was made."]
+    if diagnosis.after:
+        suffix = " (after the fixes)"
+        parts += ["## Re-diagnosis of the hosts touched", *_hosts(diagnosis.after, suffix)]
+    return parts
+
+
+def _hosts(diagnoses: Sequence[HostDiagnosis], suffix: str = "") -> list[str]:
+    """Per host with an incident: its incidents and hypothesis table; the rest in one line."""
+    parts = []
+    for diagnosis in diagnoses:
+        if diagnosis.incidents:
+            parts.append(f"### {md_text(diagnosis.host)}{suffix}")
+            parts.append("\n".join(_headline(i) for i in diagnosis.incidents))
+            parts.append(_hypothesis_table(diagnosis))
+    clean_hosts = [md_text(d.host) for d in diagnoses if not d.incidents]
+    if clean_hosts:
+        parts.append(f"No incident on {', '.join(clean_hosts)}.")
+    return parts
+
+
+def _headline(incident: Incident) -> str:
+    if incident.root_cause is None:
+        checks = ", ".join(f"{s.check} ({s.runbook})" for s in incident.symptoms)
+        return f"- **symptoms with no confirmed cause**: {md_text(checks)}; escalate"
+    text = (
+        f"- root cause {md_code(incident.root_cause)} ({md_text(incident.runbook)},"
+        f" **{md_text(incident.status)}**)"
+    )
+    if incident.consequences:
+        text += f"; explains {md_text(', '.join(incident.consequences))}"
+    if incident.symptoms:
+        text += f"; symptoms: {md_text(', '.join(s.check for s in incident.symptoms))}"
+    return text
+
+
+def _hypothesis_table(diagnosis: HostDiagnosis) -> str:
+    rows = [
+        "| hypothesis | runbook | verdict | evidence |",
+        "|---|---|---|---|",
+    ]
+    for h in hypotheses(diagnosis):
+        verdict = md_text(verdict_text(h))
+        if h.verdict is Verdict.ROOT_CAUSE:
+            verdict = f"**{verdict}**"
+        cells = (md_text(h.fault), md_text(h.runbook), verdict, md_text(h.evidence))
+        rows.append("| " + " | ".join(c or " " for c in cells) + " |")
+    return "\n".join(rows)
