@@ -244,7 +244,7 @@ class Fixer:
         state.rediagnosed = tuple(touched)
         after = self.runner(jobs, RunMode.DETECT)
         state.after = diagnose(after.results, self.catalog)
-        open_keys = {(d.host, h.runbook) for d in state.after for h in _still_open(d)}
+        open_keys = {(d.host, h.runbook) for d in state.after for h in still_open(d)}
         state.remaining = tuple(r for r in after.results if _key(r) in open_keys)
         for name in touched:
             for p in hosts[name].fixed:
@@ -260,7 +260,7 @@ class Fixer:
                     state.conflicts.append(Conflict(name, p.job.runbook_name, by, reason))
 
 
-def _still_open(diagnosis: HostDiagnosis) -> list[Hypothesis]:
+def still_open(diagnosis: HostDiagnosis) -> list[Hypothesis]:
     """Faults left to fix: root causes, and consequences of a root cause that is not
     mitigated (a mitigated one is escalated; what it explains waits for its repair)."""
     status = {h.fault: h.status for h in diagnosis.hypotheses}

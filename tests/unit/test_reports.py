@@ -18,8 +18,10 @@ import pytest
 from click.testing import CliRunner
 
 from oorfix.cli.report import report, write_junit
+from oorfix.diagnosis.converge import Conflict, Explained
+from oorfix.diagnosis.incidents import HostDiagnosis, Hypothesis, Incident, Symptom, Verdict
 from oorfix.output.history import save_run
-from oorfix.output.record import RunRecord
+from oorfix.output.record import DiagnosisRecord, RunRecord
 from oorfix.output.reports import timeline
 from oorfix.output.reports.html import html_report
 from oorfix.output.reports.junit import junit_xml
@@ -485,3 +487,194 @@ def test_report_of_an_unknown_run_exits_2(stored: Path) -> None:
     done = CliRunner().invoke(report, ["fff", "--state-dir", str(stored)])
     assert done.exit_code == 2
     assert "no run matches 'fff'" in done.output
+
+
+# --- diagnose: incidents, hypotheses and what --fix did ------------------------------------
+
+EVIDENCE = f"no route | *via* {SCRIPT}"
+
+
+def diagnosis_record(**fix: Any) -> RunRecord:
+    """api-1: a route missing that explains the API being down; db-1: a symptom no confirmed
+    cause explains; web-1: nothing. ``fix`` gives the --fix fields (waves, conflicts, ...)."""
+    api = HostDiagnosis(
+        "api-1",
+        (
+            Hypothesis("api-down", "software.service_interruption", Verdict.CONSEQUENCE,
+                       Outcome.WOULD_FIX, "health: exit status 7", "network.route_missing"),
+            Hypothesis("disk-full", "storage.disk_full", Verdict.REFUTED, Outcome.HEALTHY,
+                       "passed: df"),
+            Hypothesis("net-route", "network.route_missing", Verdict.ROOT_CAUSE,
+                       Outcome.WOULD_FIX, EVIDENCE),
+        ),
+        (
+            Incident("api-1", "network.route_missing", "net-route", Outcome.WOULD_FIX,
+                     ("software.service_interruption",),
+                     (Symptom("api-down", "peer answers", "timeout", "network.route_missing"),)),
+        ),
+    )  # fmt: skip
+    db = HostDiagnosis(
+        "db-1",
+        (Hypothesis("db-slow", "storage.io_slow", Verdict.UNKNOWN, Outcome.ERROR, "timed out"),),
+        (Incident("db-1", None, None, None, (), (Symptom("db-slow", "p99 latency", "900 ms"),)),),
+    )
+    web = HostDiagnosis(
+        "web-1",
+        (Hypothesis("api-down", "software.crash", Verdict.REFUTED, Outcome.HEALTHY, "passed"),),
+        (),
+    )
+    run = RunResult("d1a6", T0, at(60), RunMode.DETECT, (simple("api-1", Outcome.WOULD_FIX),))
+    record = RunRecord.of(run, {"diagnosis": DiagnosisRecord(hosts=(api, db, web), **fix)})
+    return RunRecord.parse(record.to_json())  # as `oorfix report` reads it back
+
+
+def a_conflict() -> dict[str, Any]:
+    after = HostDiagnosis(
+        "api-1",
+        (Hypothesis("net-route", "network.route_missing", Verdict.ROOT_CAUSE,
+                    Outcome.MITIGATED, "backup path"),),
+        (Incident("api-1", "network.route_missing", "net-route", Outcome.MITIGATED),),
+    )  # fmt: skip
+    return {
+        "waves": 2,
+        "explained": (Explained("api-1", "api-down", "net-route"),),
+        "conflicts": (Conflict("api-1", "net-route", "fw-open", "its fault is confirmed again"),),
+        "converged": False,
+        "after": (after,),
+    }
+
+
+def test_markdown_report_shows_incidents_and_every_hypothesis() -> None:
+    text = markdown_report(diagnosis_record())
+    diagnosis = text[text.index("## Diagnosis") : text.index("## Timeline")]
+    assert text.index("## Outcome per host") < text.index("## Diagnosis")
+    assert "### api-1\n\n- root cause `network.route_missing` (net-route, **would\\_fix**);" in (
+        diagnosis
+    )
+    assert "; explains software.service\\_interruption; symptoms: peer answers" in diagnosis
+    assert "- **symptoms with no confirmed cause**: p99 latency (db-slow); escalate" in diagnosis
+    assert "| hypothesis | runbook | verdict | evidence |" in diagnosis
+    rows = re.findall(r"^\| (\S+) \| (\S+) \| ([^|]+?) \|", diagnosis, re.MULTILINE)
+    assert rows[1:4] == [
+        ("network.route\\_missing", "net-route", "**root cause**"),
+        ("software.service\\_interruption", "api-down", "consequence of network.route\\_missing"),
+        ("storage.disk\\_full", "disk-full", "refuted"),
+    ]
+    assert "| storage.io\\_slow | db-slow | not judged | timed out |" in diagnosis
+    assert "No incident on web-1." in diagnosis
+    assert "## Fixes" not in text  # no --fix
+
+
+def test_html_report_shows_incidents_and_every_hypothesis() -> None:
+    text = html_report(diagnosis_record())
+    assert Markup(text).tags <= OUR_TAGS
+    section = text[text.index('<section id="diagnosis">') : text.index('<section id="timelines">')]
+    assert re.findall(r'<article class="diagnosis" data-host="([^"]+)"', section) == [
+        "api-1",
+        "db-1",
+    ]
+    assert (
+        "root cause <code>network.route_missing</code> (net-route,"
+        ' <span class="status status-would_fix">would_fix</span>);'
+        " explains software.service_interruption; symptoms: peer answers"
+    ) in section
+    assert "<strong>symptoms with no confirmed cause</strong>: p99 latency (db-slow)" in section
+    assert re.findall(r'<tr data-verdict="(\w+)">', section) == [
+        "root_cause", "consequence", "refuted", "unknown"
+    ]  # fmt: skip
+    assert ">consequence of network.route_missing</span>" in section
+    assert '<p class="muted">No incident on web-1.</p>' in section
+    assert 'id="fixes"' not in text
+
+
+def test_evidence_with_markup_is_escaped_in_both_reports() -> None:
+    record = diagnosis_record()
+    text = markdown_report(record)
+    assert "| no route \\| \\*via\\* \\<script\\>alert('x')\\</script\\> |" in text
+    assert "<script>" not in text
+    page = html_report(record)
+    assert '<td class="evidence">no route | *via* &lt;script&gt;alert(&#x27;x&#x27;)' in page
+    assert "<script>" not in page
+    assert Markup(page).tags <= OUR_TAGS
+
+
+def test_host_names_in_a_diagnosis_are_escaped() -> None:
+    record = diagnosis_record()
+    assert record.diagnosis is not None
+    hosts = tuple(replace(d, host=f"{d.host}<b>|*") for d in record.diagnosis.hosts)
+    odd = record.model_copy(update={"diagnosis": DiagnosisRecord(hosts=hosts)})
+    assert "### api-1\\<b\\>\\|\\*" in markdown_report(odd)
+    page = html_report(odd)
+    assert 'data-host="api-1&lt;b&gt;|*"' in page
+    assert "No incident on web-1&lt;b&gt;|*." in page
+    assert Markup(page).tags <= OUR_TAGS
+
+
+def test_a_record_without_diagnosis_has_no_diagnosis_section() -> None:
+    record = make_record(fixed_result(), failed_result())
+    assert record.diagnosis is None
+    assert "Diagnosis" not in markdown_report(record)
+    assert "Re-diagnosis" not in markdown_report(record)
+    page = html_report(record)
+    assert 'id="diagnosis"' not in page
+    assert "<h2>Diagnosis</h2>" not in page
+
+
+def test_the_fixes_name_both_runbooks_of_a_conflict_and_do_not_converge() -> None:
+    record = diagnosis_record(**a_conflict())
+    text = markdown_report(record)
+    fixes = text[text.index("## Fixes") : text.index("## Re-diagnosis of the hosts touched")]
+    assert "- api-1: api-down cleared when net-route was fixed (explained, not fixed itself)" in (
+        fixes
+    )
+    assert (
+        "- **conflict** on api-1: fw-open undid net-route (its fault is confirmed again);"
+        " stopped fixing this host"
+    ) in fixes
+    assert "- **not converged**: a conflict" in fixes
+    after = text[text.index("## Re-diagnosis") : text.index("## Timeline")]
+    assert "### api-1 (after the fixes)" in after
+    assert "(net-route, **mitigated**)" in after
+    assert "| network.route\\_missing | net-route | **root cause (mitigated)** | backup path |" in (
+        after
+    )
+    page = html_report(record)
+    assert (
+        '<p class="conflict"><strong>conflict</strong> on api-1: fw-open undid net-route'
+        " (its fault is confirmed again); stopped fixing this host</p>"
+    ) in page
+    assert '<p class="not-converged"><strong>not converged</strong>: a conflict</p>' in page
+    assert page.index('id="fixes"') < page.index('id="after"') < page.index('id="timelines"')
+    assert '<article class="diagnosis" data-host="api-1" data-stage="after">' in page
+    assert '<span class="status status-mitigated">mitigated</span>' in page
+
+
+def test_a_fix_run_that_converged_says_so() -> None:
+    fix = {**a_conflict(), "conflicts": (), "converged": True}
+    record = diagnosis_record(**fix)
+    assert "- **converged** after 2 fix wave(s)" in markdown_report(record)
+    page = html_report(record)
+    assert '<p class="converged"><strong>converged</strong> after 2 fix wave(s)</p>' in page
+    assert "not converged" not in page + markdown_report(record)
+
+
+def test_not_converged_without_a_conflict_names_the_faults_left() -> None:
+    left = HostDiagnosis(
+        "api-1",
+        (Hypothesis("api-down", "software.crash", Verdict.ROOT_CAUSE, Outcome.WOULD_FIX, "x"),),
+        (Incident("api-1", "software.crash", "api-down", Outcome.WOULD_FIX),),
+    )
+    record = diagnosis_record(waves=1, converged=False, after=(left,))
+    assert "- **not converged**: faults remain: api-1 api-down" in markdown_report(record)
+    assert "<strong>not converged</strong>: faults remain: api-1 api-down</p>" in html_report(
+        record
+    )
+
+
+def test_mitigated_is_counted_and_styled_like_the_other_outcomes() -> None:
+    mitigated = simple("api-1", Outcome.MITIGATED, error="cause open: escalated")
+    record = make_record(mitigated, simple("api-2", Outcome.HEALTHY))
+    assert "1 mitigated, 1 healthy" in markdown_report(record)
+    page = html_report(record)
+    assert '<span class="status status-mitigated">mitigated</span>' in page
+    assert ".status-mitigated" in page  # the stylesheet has a colour for it

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from oorfix.diagnosis.converge import _still_open
+from oorfix.diagnosis.converge import still_open
 from oorfix.diagnosis.incidents import HostDiagnosis, Hypothesis, Verdict
 from oorfix.output.record import DiagnosisRecord, HostRecord, RunRecord, StepRecord, Stream
 from oorfix.results import Outcome, Phase, StepStatus
@@ -295,7 +295,7 @@ def not_converged_because(record: RunRecord) -> str:
         return ""
     if diagnosis.conflicts:
         return "a conflict"
-    left = [f"{d.host} {h.runbook}" for d in diagnosis.after for h in _still_open(d)]
+    left = [f"{d.host} {h.runbook}" for d in diagnosis.after for h in still_open(d)]
     unexplained = [
         d.host for d in diagnosis.after if any(i.root_cause is None for i in d.incidents)
     ]

@@ -9,9 +9,11 @@ written, in text and in attributes alike.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from datetime import datetime
 
-from oorfix.output.record import RunRecord, StepRecord
+from oorfix.diagnosis.incidents import HostDiagnosis, Incident
+from oorfix.output.record import DiagnosisRecord, RunRecord, StepRecord
 from oorfix.output.reports import (
     MILESTONES,
     Event,
@@ -21,15 +23,19 @@ from oorfix.output.reports import (
     format_duration,
     format_time,
     format_when,
+    hypotheses,
+    not_converged_because,
     outcome_counts,
     result_detail,
     run_title,
     seconds_between,
+    shows_fixes,
     shows_output,
     shows_span,
     step_output,
     step_status,
     timeline,
+    verdict_text,
 )
 from oorfix.results import Outcome
 
@@ -51,7 +57,8 @@ td.host, td.runbook, td.ttr { white-space: nowrap; }
           white-space: nowrap; }
 .status-healthy, .status-fixed { background: #d8f3dc; color: #1b5e20; }
 .status-failed, .status-error, .status-unreachable { background: #fde2e1; color: #9b1c1c; }
-.status-would_fix, .status-deferred, .status-locked { background: #fff3cd; color: #7a5600; }
+.status-would_fix, .status-deferred, .status-locked, .status-mitigated { background: #fff3cd;
+    color: #7a5600; }
 .status-skipped { background: #eceff1; color: #455a64; }
 article.timeline { margin: 1.5rem 0; }
 ol.events { list-style: none; padding-left: 0; border-left: 3px solid #d0d4da; }
@@ -65,6 +72,12 @@ time { font-family: ui-monospace, monospace; color: #57606a; margin-right: .4rem
 pre { background: #f6f8fa; border: 1px solid #e3e6ea; padding: .6rem; overflow-x: auto;
       white-space: pre-wrap; word-break: break-word; margin: .3rem 0 0 0; font-size: .85rem; }
 .muted { color: #57606a; }
+article.diagnosis { margin: 1.5rem 0; }
+td.verdict { white-space: nowrap; }
+.verdict-root_cause, .conflict strong, .not-converged strong { color: #9b1c1c; font-weight: 600; }
+.verdict-consequence { color: #7a5600; }
+.verdict-refuted, .converged strong { color: #1b5e20; }
+.verdict-unknown { color: #57606a; }
 """
 
 
@@ -78,7 +91,10 @@ def html_report(record: RunRecord) -> str:
     timelines = [timeline(r) for r in record.results]
     shown = [t for t in timelines if t.result.status is not Outcome.HEALTHY]
     healthy = [t.result for t in timelines if t.result.status is Outcome.HEALTHY]
-    body = [_header(record), _outcome_table(timelines), '<section id="timelines">']
+    body = [_header(record), _outcome_table(timelines)]
+    if record.diagnosis is not None:
+        body += _diagnosis(record, record.diagnosis)
+    body.append('<section id="timelines">')
     body.append("<h2>Timeline</h2>")
     body += [_timeline(i, t) for i, t in enumerate(shown)]
     if not shown:
@@ -214,3 +230,93 @@ def _time_tag(value: datetime | None, text: str) -> str:
     if value is None:
         return f"<time>{esc(text)}</time>"
     return f'<time datetime="{esc(value.isoformat())}">{esc(text)}</time>'
+
+
+def _diagnosis(record: RunRecord, diagnosis: DiagnosisRecord) -> list[str]:
+    """diagnose: incidents and hypotheses per host; with --fix, what the fixes did."""
+    parts = ['<section id="diagnosis">\n<h2>Diagnosis</h2>', *_hosts(diagnosis.hosts), "</section>"]
+    if not shows_fixes(diagnosis):
+        return parts
+    lines = [
+        f'<p class="explained">{esc(e.host)}: {esc(e.runbook)} cleared when {esc(e.by)}'
+        " was fixed (explained, not fixed itself)</p>"
+        for e in diagnosis.explained
+    ]
+    lines += [
+        f'<p class="conflict"><strong>conflict</strong> on {esc(c.host)}: {esc(c.by)} undid'
+        f" {esc(c.undone)} ({esc(c.reason)}); stopped fixing this host</p>"
+        for c in diagnosis.conflicts
+    ]
+    if diagnosis.converged:
+        lines.append(
+            f'<p class="converged"><strong>converged</strong> after {diagnosis.waves}'
+            " fix wave(s)</p>"
+        )
+    elif diagnosis.converged is False:
+        lines.append(
+            '<p class="not-converged"><strong>not converged</strong>:'
+            f" {esc(not_converged_because(record))}</p>"
+        )
+    lines = lines or ['<p class="muted">No fix was made.</p>']
+    parts += ['<section id="fixes">\n<h2>Fixes</h2>', *lines, "</section>"]
+    if diagnosis.after:
+        parts += [
+            '<section id="after">\n<h2>Re-diagnosis of the hosts touched</h2>',
+            *_hosts(diagnosis.after, "after"),
+            "</section>",
+        ]
+    return parts
+
+
+def _hosts(diagnoses: Sequence[HostDiagnosis], stage: str = "before") -> list[str]:
+    """Per host with an incident: its incidents and hypothesis table; the rest in one line."""
+    parts = [
+        f'<article class="diagnosis" data-host="{esc(d.host)}" data-stage="{stage}">\n'
+        f"<h3>{esc(d.host)}</h3>\n" + "\n".join(_headline(i) for i in d.incidents) + "\n"
+        f"{_hypothesis_table(d)}\n</article>"
+        for d in diagnoses
+        if d.incidents
+    ]
+    clean_hosts = [esc(d.host) for d in diagnoses if not d.incidents]
+    if clean_hosts:
+        parts.append(f'<p class="muted">No incident on {", ".join(clean_hosts)}.</p>')
+    return parts
+
+
+def _headline(incident: Incident) -> str:
+    if incident.root_cause is None:
+        checks = ", ".join(f"{s.check} ({s.runbook})" for s in incident.symptoms)
+        return (
+            '<p class="incident unexplained"><strong>symptoms with no confirmed cause</strong>:'
+            f" {esc(checks)}; escalate</p>"
+        )
+    status = esc(incident.status)
+    text = (
+        f"root cause <code>{esc(incident.root_cause)}</code> ({esc(incident.runbook)},"
+        f' <span class="status status-{status}">{status}</span>)'
+    )
+    if incident.consequences:
+        text += f"; explains {esc(', '.join(incident.consequences))}"
+    if incident.symptoms:
+        text += f"; symptoms: {esc(', '.join(s.check for s in incident.symptoms))}"
+    return f'<p class="incident">{text}</p>'
+
+
+def _hypothesis_table(diagnosis: HostDiagnosis) -> str:
+    head = "".join(f"<th>{h}</th>" for h in ("hypothesis", "runbook", "verdict", "evidence"))
+    rows = []
+    for h in hypotheses(diagnosis):
+        verdict = esc(h.verdict.name.lower())
+        cells = [
+            ("fault", f"<code>{esc(h.fault)}</code>"),
+            ("runbook", esc(h.runbook)),
+            ("verdict", f'<span class="verdict-{verdict}">{esc(verdict_text(h))}</span>'),
+            ("evidence", esc(h.evidence)),
+        ]
+        tds = "".join(f'<td class="{name}">{value}</td>' for name, value in cells)
+        rows.append(f'<tr data-verdict="{verdict}">{tds}</tr>')
+    return (
+        f'<table class="hypotheses">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
+        + "\n".join(rows)
+        + "\n</tbody>\n</table>"
+    )
