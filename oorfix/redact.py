@@ -104,6 +104,7 @@ class Command:
     text: str
     redactor: Redactor = NO_SECRETS
     stdin: bytes | None = field(default=None, repr=False)
+    label: str | None = field(default=None, compare=False)  # the step that sends it, if any
 
     def __str__(self) -> str:
         return self.redactor(self.text)

@@ -54,9 +54,13 @@ COMMANDS = {
         "oorfix.cli.report:runs",
         "List past runs, newest first: id, when, who, what, outcome.",
     ),
+    "test": (
+        "oorfix.cli.test:test",
+        "Run the runbook test scenarios (*.test.yml) against scripted hosts, offline.",
+    ),
     "schema": (
         "oorfix.cli.lint:schema",
-        "Print the JSON Schema of runbook files (or of the run record, or of catalog.yml).",
+        "Print the JSON Schema of runbook files (or of the run record, catalog.yml, tests).",
     ),
     "validate": (
         "oorfix.cli.lint:validate",

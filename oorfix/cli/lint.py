@@ -18,6 +18,7 @@ from oorfix.runbook.catalogfile import schema as catalog_schema
 from oorfix.runbook.catalogfile import site_catalog
 from oorfix.runbook.loader import load_runbooks
 from oorfix.runbook.models import runbook_json_schema
+from oorfix.testing.models import suite_schema
 
 
 @click.command()
@@ -71,12 +72,15 @@ def catalog(runbook_dir: Path) -> None:
 @click.command()
 @click.option("--record", is_flag=True, help="the run record's schema instead")
 @click.option("--catalog", is_flag=True, help="the schema of a site's catalog.yml instead")
-def schema(record: bool, catalog: bool) -> None:
-    """Print the JSON Schema of runbook files (or of the run record, or of catalog.yml)."""
+@click.option("--test", "tests", is_flag=True, help="the schema of runbook test files instead")
+def schema(record: bool, catalog: bool, tests: bool) -> None:
+    """Print the JSON Schema of runbook files (or of the run record, catalog.yml, tests)."""
     if record:
         found = record_json_schema()
     elif catalog:
         found = catalog_schema()
+    elif tests:
+        found = suite_schema()
     else:
         found = runbook_json_schema()
     click.echo(json.dumps(found, indent=2))

@@ -55,7 +55,7 @@ OPTIONS: dict[str, Callable[[F], F]] = {
         help="seconds to connect, see the SSH banner and log in",
     ),
     "json": click.option(
-        "--json", "json_path", type=PathType, help="write the run record here ('-': stdout)"
+        "--json", "json_path", type=PathType, help="write the JSON record here ('-': stdout)"
     ),
     "junit": click.option("--junit", "junit_path", type=PathType, help="write JUnit XML here"),
     "verbose": click.option("-v", "--verbose", count=True, help="-v steps, -vv commands"),

@@ -12,7 +12,8 @@ from __future__ import annotations
 import signal
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -24,7 +25,7 @@ from oorfix.inventory.hosts import Host
 from oorfix.output.history import save_run
 from oorfix.output.record import RunRecord, write_record
 from oorfix.output.reports.junit import junit_xml
-from oorfix.results import RunMode, RunResult
+from oorfix.results import RunMode, RunResult, utcnow
 from oorfix.run.engine import Engine, EngineOptions, EngineParts, Observer, Silent
 from oorfix.run.planner import PlannedJob
 from oorfix.run.pool import ConnectionPool
@@ -52,6 +53,20 @@ def approve_none(required: frozenset[str], planned: Sequence[PlannedJob]) -> fro
 
 
 @dataclass(frozen=True)
+class Seams:
+    """What a harness replaces in an otherwise real run (`oorfix test`): how hosts are
+    reached, how a delay passes and what time the gate sees. None: the real one."""
+
+    transports: Callable[[Host], Transport] | None = None
+    sleep: Callable[[float], object] | None = None
+    clock: Callable[[], datetime] | None = None
+    batch_detect: bool = True  # a scripted host answers each check on its own
+
+
+REAL = Seams()
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """One run to assemble: settings, the rendered plan, the mode and the run's id."""
 
@@ -63,18 +78,23 @@ class RunRequest:
 
 
 def assemble(
-    request: RunRequest, observer: Observer | None = None, approve: Approver = approve_none
+    request: RunRequest,
+    observer: Observer | None = None,
+    approve: Approver = approve_none,
+    seams: Seams = REAL,
 ) -> Engine:
     """The engine of a run, with the gate and audit its mode calls for."""
     fixing = request.mode.changes_hosts
+    transports = seams.transports or transport_factory(connect_options(request.settings))
     parts = EngineParts(
         inventory=request.inventory,
-        pool=ConnectionPool(transport_factory(connect_options(request.settings))),
-        gate=make_gate(request, approve) if fixing else OpenGate(),
+        pool=ConnectionPool(transports),
+        gate=make_gate(request, approve, seams.clock or utcnow) if fixing else OpenGate(),
         audit=make_audit(request.settings) if fixing else NoAudit(),
         observer=observer or Silent(),
     )
-    return Engine(parts, engine_options(request))
+    options = replace(engine_options(request), sleep=seams.sleep, batch_detect=seams.batch_detect)
+    return Engine(parts, options)
 
 
 def connect_options(settings: RunSettings) -> ConnectOptions:
@@ -130,7 +150,9 @@ def state_dir(settings: RunSettings) -> StateDir:
     return state
 
 
-def make_gate(request: RunRequest, approve: Approver) -> Gate:
+def make_gate(
+    request: RunRequest, approve: Approver, clock: Callable[[], datetime] = utcnow
+) -> Gate:
     """The gate of a fixing run: windows, approvals, host locks and budgets."""
     settings = request.settings
     state = state_dir(settings)
@@ -143,6 +165,7 @@ def make_gate(request: RunRequest, approve: Approver) -> Gate:
         budget=RemediationBudget(state),
         approved=approved & required,
         force=settings.force,
+        clock=clock,
     )
 
 

@@ -109,6 +109,14 @@ def load_inventory(path: Path) -> Inventory:
     return _resolve(builder, path, group_files)
 
 
+def inventory_from_document(doc: yamlsource.Document) -> Inventory:
+    """An inventory written inline in another YAML file (Ansible's YAML shape, no vars
+    files); errors name that file and line."""
+    builder = Builder(doc.path)
+    parse_yaml(doc, builder)
+    return _resolve(builder, doc.path)
+
+
 def _implicit_local(name: str) -> Host:
     """Ansible's implicit localhost: reached without SSH, in no group."""
     variables = {"ansible_connection": "local", "inventory_hostname": name, "group_names": []}

@@ -9,7 +9,7 @@ contacted; an action whose parameters come from such values is rendered at run t
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from oorfix.errors import TemplateError
@@ -127,11 +127,12 @@ def render_step(
     job: Job, phase: Phase, step: Step, context: Mapping[str, Any], inventory: Inventory
 ) -> RenderedStep:
     """Render label, command and targets; raises TemplateError or ActionError."""
+    label = job.redactor(templating.render_text(step.label, context))
     return RenderedStep(
         phase=phase,
         step=step,
-        label=job.redactor(templating.render_text(step.label, context)),
-        command=render_command(job, step, context),
+        label=label,
+        command=replace(render_command(job, step, context), label=label),
         targets=resolve_targets(job, step, context, inventory),
         mutating=is_mutating(phase, step),
         timeout=step_timeout(job, step),

@@ -17,6 +17,7 @@ from oorfix.runbook.models import Runbook, Step
 from oorfix.runbook.yamlsource import Document, Loc, load_file
 
 RUNBOOK_SUFFIXES = (".yml", ".yaml")
+TEST_SUFFIXES = (".test.yml", ".test.yaml")  # runbook tests live beside runbooks
 READ_ONLY_PHASES = ("detect", "evidence")
 MAX_REPORTED_ERRORS = 25
 
@@ -77,7 +78,8 @@ def _describe(error: Any, rest: tuple[Any, ...]) -> str:
     return message
 
 
-def _validation_errors(doc: Document, exc: ValidationError) -> list[InputError]:
+def validation_errors(doc: Document, exc: ValidationError) -> list[InputError]:
+    """Each pydantic error as an InputError naming the file, line and key."""
     found: dict[tuple[Loc, str], InputError] = {}
     for error in exc.errors():
         loc, rest = _document_loc(doc.data, tuple(error["loc"]))
@@ -161,7 +163,7 @@ def load_runbook(path: Path, catalog: Catalog = BUILTIN) -> LoadedRunbook:
     try:
         runbook = Runbook.model_validate(doc.data, context={"catalog": catalog})
     except ValidationError as exc:
-        errors = _validation_errors(doc, exc)
+        errors = validation_errors(doc, exc)
         raise errors[0] if len(errors) == 1 else InputErrors(errors[:MAX_REPORTED_ERRORS]) from None
     loaded = LoadedRunbook(runbook=runbook, path=path, doc=doc)
     errors = list(_static_errors(loaded))
@@ -176,7 +178,10 @@ def runbook_files(path: Path) -> list[Path]:
         return sorted(
             p
             for p in path.rglob("*")
-            if p.suffix in RUNBOOK_SUFFIXES and p.name != CATALOG_FILE and p.is_file()
+            if p.suffix in RUNBOOK_SUFFIXES
+            and p.name != CATALOG_FILE
+            and not p.name.endswith(TEST_SUFFIXES)
+            and p.is_file()
         )
     return [path]
 

@@ -89,6 +89,7 @@ ALLOWED = {
     "safety": {"base", "runbook"},
     "run": {"base", "runbook", "inventory", "transport", "safety"},
     "diagnosis": {"base", "runbook", "inventory", "run"},
+    "testing": {"base", "runbook", "inventory", "transport"},
     "output": {"base", "runbook", "inventory", "run", "safety", "diagnosis"},
     "lab": {"base", "inventory", "transport"},
     "cli": {
@@ -101,6 +102,7 @@ ALLOWED = {
         "output",
         "lab",
         "diagnosis",
+        "testing",
     },
 }
 # Only the transport package itself may name the SSH transport modules.

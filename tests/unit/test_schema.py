@@ -14,7 +14,11 @@ from oorfix.runbook.loader import load_runbook
 from oorfix.runbook.models import runbook_json_schema
 from oorfix.runbook.yamlsource import load_file, load_text
 
-RUNBOOKS = sorted((Path(__file__).resolve().parents[2] / "runbooks").rglob("*.yml"))
+RUNBOOKS = sorted(
+    p
+    for p in (Path(__file__).resolve().parents[2] / "runbooks").rglob("*.yml")
+    if not p.name.endswith(".test.yml") and p.name != "catalog.yml"
+)
 Write = Callable[[str, str], Path]
 
 

@@ -1,0 +1,1 @@
+"""Runbook tests: scenarios that script what hosts answer and say what must happen."""
