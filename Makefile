@@ -30,6 +30,7 @@ typecheck: $(STAMP)
 REQUIRE_NETNS := $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 
 test: system-deps $(STAMP) lint typecheck
+	$(BIN)/oorfix test runbooks/ -q
 	OORFIX_REQUIRE_SSHD=1 OORFIX_REQUIRE_BROWSER=1 OORFIX_REQUIRE_NETNS=$(REQUIRE_NETNS) $(BIN)/pytest
 
 unit: $(STAMP)
