@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-BENCH_STAMP := $(VENV)/.installed-bench
+# The baselines live in their own virtualenv: pyinfra pins an older paramiko than oorfix's.
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
 
 .PHONY: test lint typecheck unit demo bench clean system-deps
 
@@ -39,13 +41,14 @@ unit: $(STAMP)
 demo: system-deps $(STAMP)
 	$(BIN)/python -m oorfix.lab.demo
 
-# The benchmark's baselines (fabric) are an extra of their own: the runtime never imports them.
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+# The baselines, pinned, in their own virtualenv; the runtime never imports them.
+$(BENCH_STAMP): bench/baselines.txt | system-deps
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet -r bench/baselines.txt
 	touch $(BENCH_STAMP)
 
-bench: system-deps $(BENCH_STAMP)
+bench: system-deps $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,41 +1,49 @@
-"""Benchmarks, each reported as a ratio against a named baseline measured in the same run.
+"""`make bench`: fleet-wide checks with oorfix and its baselines, side by side, in one run.
 
-1. fleet detect: N lab hosts x 10 read-only checks. oorfix (one connection per host, bounded
-   pool) against the baseline a fabric user writes first: ThreadingGroup.run per check.
-2. output capture: one command printing 8 MiB over SSH. oorfix's bounded linear capture
-   against fabric's Connection.run(hide=True), whose capture is quadratic (docs/pitfalls.md §7).
+Workload: CHECKS small read-only checks on each of N hosts (N = 1, 10, 50, 200), every host a
+loopback address of one real sshd on this machine, logged into as a light target account: a
+dedicated user whose login shell is a plain /bin/sh and whose home holds no rc files (as
+service accounts on real hosts do; made when run as root, else the current user, labelled).
 
-The hosts are lab addresses behind one real sshd on loopback. Run with `make bench`.
+Tools, each run as its own process (so start-up counts), each in its own virtualenv:
+- oorfix diagnose, one runbook whose detect holds the checks (`--forks 50`);
+- fabric ThreadingGroup, one script of every check per host;
+- fabric ThreadingGroup, one exec per check;
+- pyinfra, one `server.shell` operation with the checks.
+Every tool's output is validated (every check on every host came back with exit status 0).
+
+Reported per tool and N: the median wall time of REPEAT runs, the controller's CPU per host
+(the tool process's user+system time), and the sshd side's CPU per host (the sshd master's
+reaped children: per-connection sshd, the session shell and the checks). At N=200, oorfix's
+peak open fds and threads are sampled. Ratios are against the baselines of the same run.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import pwd
+import resource
+import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from oorfix.inventory.core import load_inventory
-from oorfix.lab.lab import Lab
-from oorfix.lab.topology import LabHost
-from oorfix.redact import Command
-from oorfix.results import Outcome
-from oorfix.run.engine import Engine, EngineOptions, EngineParts
-from oorfix.run.planner import plan_run
-from oorfix.run.pool import ConnectionPool
-from oorfix.runbook.loader import load_runbook
-from oorfix.safety.audit import NoAudit
-from oorfix.safety.gates import OpenGate
-from oorfix.transport import ConnectOptions, open_transport
+from oorfix.lab.sshd import SshdServer
 
-HOSTS = 20
-CHECKS = 10
-REPEAT = 3
-OUTPUT_MIB = 8
-CHECK_COMMANDS = [
+REPO = Path(__file__).resolve().parents[1]
+OORFIX_PYTHON = REPO / ".venv" / "bin" / "python"
+BASELINE_PYTHON = REPO / ".venv-bench" / "bin" / "python"
+BENCH_USER = "oorfixbench"
+SIZES = (1, 10, 50, 200)
+FORKS = 50
+CHECKS = (
     "test -d /tmp",
     "cat /proc/loadavg",
     "uptime",
@@ -43,105 +51,298 @@ CHECK_COMMANDS = [
     "test -r /etc/hostname",
     "id -u",
     "uname -r",
-    "cat /proc/meminfo | head -3",
+    "head -3 /proc/meminfo",
     "date +%s",
     "true",
-][:CHECKS]
+)
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _runbook(directory: Path) -> Path:
-    lines = ["name: bench-checks", "fault: maintenance.health_sweep", "hosts: all", "detect:"]
-    lines += [f"  - run: {json.dumps(command)}" for command in CHECK_COMMANDS]
-    path = directory / "bench.yml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+@dataclass(frozen=True)
+class Measure:
+    """One run of one tool: wall seconds, controller and sshd CPU seconds, peaks."""
+
+    wall: float
+    controller_cpu: float
+    sshd_cpu: float
+    peak_fds: int = 0
+    peak_threads: int = 0
 
 
-def _best(func: Callable[[], object]) -> float:
-    times = []
-    for _ in range(REPEAT):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return min(times)
+# -- the target account and hosts -----------------------------------------------------------
 
 
-def _oorfix_fleet(lab: Lab, inventory: Path, runbook: Path, batch: bool = True) -> None:
-    inv = load_inventory(inventory)
-    planned = plan_run([load_runbook(runbook)], inv, {})
-    options = ConnectOptions(known_hosts=lab.known_hosts)
-    pool = ConnectionPool(lambda host: open_transport(host.connection(), options))
-    parts = EngineParts(inv, pool, OpenGate(), NoAudit())
-    engine = Engine(parts, EngineOptions(forks=10, batch_detect=batch))
-    result = engine.run([p.job for p in planned])
-    assert all(r.status is Outcome.HEALTHY for r in result.results), result.results
-
-
-def _fabric_fleet(lab: Lab) -> None:
-    from fabric import ThreadingGroup  # the baseline; oorfix itself talks to paramiko
-
-    conns = [lab.connection(name) for name in lab.hosts]
-    hosts = [f"{c.user}@{c.address}:{c.port}" for c in conns]
-    keys = sorted({str(c.key_file) for c in conns})
-    group = ThreadingGroup(*hosts, connect_kwargs={"key_filename": keys})
+def light_account(home: Path) -> str:
+    """A user with /bin/sh and an empty home (root only); else the current user."""
+    if os.geteuid() != 0:
+        return pwd.getpwuid(os.getuid()).pw_name
     try:
-        for command in CHECK_COMMANDS:
-            group.run(command, hide=True)
-    finally:
-        group.close()
+        pwd.getpwnam(BENCH_USER)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--shell",
+                "/bin/sh",
+                "--home-dir",
+                str(home),
+                "--no-create-home",
+                BENCH_USER,
+            ],
+            check=True,
+        )
+    # "*": no password, but not locked ("!"), which sshd refuses even for key logins.
+    usermod = ["usermod", "--home", str(home), "--shell", "/bin/sh", "--password", "*"]
+    subprocess.run([*usermod, BENCH_USER], check=True)
+    home.mkdir(mode=0o755, exist_ok=True)
+    return BENCH_USER
 
 
-def _oorfix_capture(lab: Lab) -> int:
-    conn = lab.connection(next(iter(lab.hosts)))
-    transport = open_transport(conn, ConnectOptions(known_hosts=lab.known_hosts))
-    transport.connect()
-    try:
-        command = Command(f"head -c {OUTPUT_MIB * 1024 * 1024} /dev/zero | tr '\\0' x")
-        return transport.run(command, timeout=120).stdout.total_bytes
-    finally:
-        transport.close()
+def sshd_cpu(pid: int) -> float:
+    """CPU seconds of the sshd master's reaped children (sessions and their commands)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / TICKS  # cutime, cstime
 
 
-def _fabric_capture(lab: Lab) -> int:
-    from fabric import Connection
-
-    host = next(iter(lab.hosts.values()))
-    kwargs = {"key_filename": str(lab.sshd.client_key)}
-    with Connection(
-        host.address, user=lab.sshd.user, port=lab.sshd.port, connect_kwargs=kwargs
-    ) as c:
-        result = c.run(f"head -c {OUTPUT_MIB * 1024 * 1024} /dev/zero | tr '\\0' x", hide=True)
-        return len(result.stdout)
+def sshd_settled(pid: int, deadline: float = 30.0) -> None:
+    """Wait until the sshd master has reaped every session (their CPU then counts)."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if not children:
+            return
+        time.sleep(0.01)
 
 
-def _report(name: str, ours: float, baseline_name: str, baseline: float) -> None:
-    ratio = baseline / ours if ours else float("inf")
-    print(f"{name}: oorfix {ours:.2f}s, {baseline_name} {baseline:.2f}s -> {ratio:.1f}x")
+# -- running one tool -----------------------------------------------------------------------
+
+
+class Sampler:
+    """Samples a process's open fds and threads until stopped (the peak, not a timing)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.fds, self.threads = pid, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.fds = max(self.fds, len(os.listdir(f"/proc/{self.pid}/fd")))
+                status = Path(f"/proc/{self.pid}/status").read_text()
+                threads = next(line for line in status.splitlines() if line.startswith("Threads:"))
+                self.threads = max(self.threads, int(threads.split()[1]))
+            except (OSError, StopIteration):
+                pass
+            self._stop.wait(0.002)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def measure(
+    argv: Sequence[str], sshd_pid: int, validate: Callable[[str], None], sample: bool
+) -> Measure:
+    """Run one tool process; its wall time, its CPU, the sshd side's CPU, validated output."""
+    sshd_settled(sshd_pid)
+    before_sshd = sshd_cpu(sshd_pid)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampler = Sampler(proc.pid) if sample else None
+    out, err = proc.communicate()
+    wall = time.perf_counter() - started
+    if sampler is not None:
+        sampler.stop()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[:4]} exited {proc.returncode}:\n{err[-2000:]}{out[-3000:]}")
+    validate(out)
+    sshd_settled(sshd_pid)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Measure(
+        wall,
+        cpu,
+        sshd_cpu(sshd_pid) - before_sshd,
+        sampler.fds if sampler else 0,
+        sampler.threads if sampler else 0,
+    )
+
+
+# -- the tools ------------------------------------------------------------------------------
+
+
+class Bench:
+    """The hosts, the files each tool reads, and the command line of each tool."""
+
+    def __init__(self, directory: Path, server: SshdServer, n: int) -> None:
+        self.directory, self.server, self.n = directory, server, n
+        self.addresses = server.addresses[:n]
+        names = [f"h{i}" for i in range(n)]
+        self.inventory = directory / f"inventory-{n}.yml"
+        self.inventory.write_text(server.inventory_yaml(names))
+        self.spec = directory / f"hosts-{n}.json"
+        self.spec.write_text(
+            json.dumps(
+                {
+                    "hosts": [[a, server.port] for a in self.addresses],
+                    "user": server.user,
+                    "key": str(server.client_key),
+                    "known_hosts": str(server.known_hosts),
+                    "checks": list(CHECKS),
+                }
+            )
+        )
+        self.record = directory / f"record-{n}.json"
+
+    def oorfix(self) -> list[str]:
+        """oorfix diagnose over the bench runbook."""
+        return [
+            str(OORFIX_PYTHON), "-m", "oorfix", "diagnose", "-q",
+            "-i", str(self.inventory), "--runbooks", str(self.directory / "runbooks"),
+            "--known-hosts", str(self.server.known_hosts), "--forks", str(FORKS),
+            "--state-dir", str(self.directory / "state"), "--json", str(self.record),
+        ]  # fmt: skip
+
+    def check_oorfix(self, _: str) -> None:
+        """Every host healthy, every check passed, in the run record."""
+        record = json.loads(self.record.read_text())
+        results = record["results"]
+        passed = sum(
+            1
+            for r in results
+            for s in r["steps"]
+            if s["phase"] == "detect" and s["status"] == "passed"
+        )
+        healthy = sum(r["status"] == "healthy" for r in results)
+        if (healthy, passed) != (self.n, self.n * len(CHECKS)):
+            raise SystemExit(f"oorfix: {healthy} healthy, {passed} checks passed of {self.n}")
+        self.record.unlink()
+
+    def baseline(self, tool: str) -> list[str]:
+        """A baseline tool over the same hosts."""
+        return [str(BASELINE_PYTHON), str(REPO / "bench" / "baselines.py"), tool, str(self.spec)]
+
+    def check_baseline(self, out: str) -> None:
+        """Every host and every check came back with exit status 0."""
+        found = json.loads(out.strip().splitlines()[-1])
+        if found != {"hosts_ok": self.n, "checks_ok": self.n * len(CHECKS)}:
+            raise SystemExit(f"baseline output not valid: {found} for {self.n} hosts")
+
+
+def write_runbook(directory: Path) -> None:
+    """The bench runbook and the site catalogue entry its fault id needs."""
+    folder = directory / "runbooks"
+    folder.mkdir()
+    (folder / "catalog.yml").write_text(
+        "faults:\n  - id: bench.sweep\n    summary: ten read-only checks\n"
+    )
+    lines = ["name: bench-checks", "fault: bench.sweep", "hosts: all", "detect:"]
+    lines += [f"  - run: {json.dumps(check)}" for check in CHECKS]
+    (folder / "bench.yml").write_text("\n".join(lines) + "\n")
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def median(runs: Sequence[Measure]) -> Measure:
+    """The run of median wall time (its CPU figures come with it)."""
+    ordered = sorted(runs, key=lambda m: m.wall)
+    return ordered[len(ordered) // 2]
 
 
 def main() -> None:
-    """Start the lab, run both benchmarks, print the ratios."""
-    warnings.simplefilter("ignore")
+    """Start the hosts, measure every tool at every size, print the table and the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--tools", default="oorfix,fabric-script,fabric-exec")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    tools = args.tools.split(",")
     with tempfile.TemporaryDirectory(prefix="oorfix-bench-") as tmp:
         directory = Path(tmp)
-        hosts = [
-            LabHost(f"bench-{n}", "api", f"127.0.50.{n + 1}", ("bench",), directory / f"h{n}")
-            for n in range(1, HOSTS + 1)
-        ]
-        with Lab(directory, hosts) as lab:
-            inventory = lab.write_inventory(directory / "inventory.yml")
-            runbook = _runbook(directory)
-            print(f"{HOSTS} hosts x {CHECKS} checks, best of {REPEAT}; sshd on loopback")
-            ours = _best(lambda: _oorfix_fleet(lab, inventory, runbook))
-            theirs = _best(lambda: _fabric_fleet(lab))
-            _report("fleet detect", ours, "fabric ThreadingGroup", theirs)
-            unbatched = _best(lambda: _oorfix_fleet(lab, inventory, runbook, batch=False))
-            _report("fleet detect", ours, "oorfix with one exec per check", unbatched)
-            ours = _best(lambda: _oorfix_capture(lab))
-            theirs = _best(lambda: _fabric_capture(lab))
-            _report(f"{OUTPUT_MIB} MiB output capture", ours, "fabric Connection.run", theirs)
-    sys.stdout.flush()
+        directory.chmod(0o755)  # sshd reads the client key's .pub as the target user
+        user = light_account(directory / "home")
+        addresses = [f"127.0.{60 + i // 250}.{i % 250 + 1}" for i in range(max(sizes))]
+        server = SshdServer(directory / "sshd", addresses, user=user)
+        server.directory.mkdir(mode=0o755)
+        write_runbook(directory)
+        with server:
+            (server.directory / "client_key.pub").chmod(0o644)
+            shell = pwd.getpwnam(user).pw_shell
+            print(f"# {len(CHECKS)} checks per host; target account {user} (shell {shell}); "
+                  f"sshd on loopback; median of {args.repeat}; oorfix --forks {FORKS}")  # fmt: skip
+            table = run_all(directory, server, sizes, tools, args.repeat)
+    report(table, sizes, tools)
+
+
+Table = dict[tuple[str, int], Measure]
+
+
+def _line(m: Measure, n: int) -> str:
+    per_host = f"controller {1000 * m.controller_cpu / n:6.1f} ms/host"
+    return f"wall {m.wall:6.2f}s  {per_host}  sshd {1000 * m.sshd_cpu / n:6.1f} ms/host"
+
+
+def run_all(
+    directory: Path, server: SshdServer, sizes: Sequence[int], tools: Sequence[str], repeat: int
+) -> Table:
+    """Every tool at every size, interleaved so that drift hits every tool alike."""
+    pid = server.pid
+    assert pid is not None
+    table: Table = {}
+    for n in sizes:
+        bench = Bench(directory, server, n)
+        runs: dict[str, list[Measure]] = {t: [] for t in tools}
+        for _ in range(repeat):
+            for tool in tools:
+                if tool == "oorfix":
+                    m = measure(bench.oorfix(), pid, bench.check_oorfix, sample=n == max(sizes))
+                else:
+                    m = measure(bench.baseline(tool), pid, bench.check_baseline, sample=False)
+                runs[tool].append(m)
+        for tool in tools:
+            table[(tool, n)] = median(runs[tool])
+            print(
+                f"  {tool:<14} N={n:<4} {_line(table[(tool, n)], n)}", file=sys.stderr, flush=True
+            )
+    return table
+
+
+def report(table: Table, sizes: Sequence[int], tools: Sequence[str]) -> None:
+    """The Markdown table and the ratios against each baseline."""
+    big, small = max(sizes), min(sizes)
+    head = " | ".join(f"N={n}" for n in sizes)
+    cpu = f"sshd CPU ms/host @{big} | controller CPU ms/host @{big}"
+    print(f"\n| tool (median wall s) | {head} | {cpu} |")
+    print("|---" * (len(sizes) + 3) + "|")
+    for tool in tools:
+        walls = " | ".join(f"{table[(tool, n)].wall:.2f}" for n in sizes)
+        m = table[(tool, big)]
+        sshd, controller = 1000 * m.sshd_cpu / big, 1000 * m.controller_cpu / big
+        print(f"| {tool} | {walls} | {sshd:.0f} | {controller:.0f} |")
+    if "oorfix" not in tools:
+        return
+    ours = table[("oorfix", big)]
+    print(f"\noorfix at N={big}: peak {ours.peak_fds} open fds, {ours.peak_threads} threads")
+    for tool in tools:
+        if tool == "oorfix":
+            continue
+        theirs = table[(tool, big)]
+        print(
+            f"N={big} vs {tool}: wall {ours.wall / theirs.wall:.2f}x theirs, sshd CPU "
+            f"{ours.sshd_cpu / theirs.sshd_cpu:.2f}x, controller CPU "
+            f"{ours.controller_cpu / theirs.controller_cpu:.2f}x"
+        )
+        gap = table[("oorfix", small)].wall - table[(tool, small)].wall
+        print(f"N={small} vs {tool}: {gap:+.2f}s")
 
 
 if __name__ == "__main__":
+    if shutil.which("sshd") is None and not Path("/usr/sbin/sshd").exists():
+        raise SystemExit("sshd not found: install openssh-server (make system-deps)")
     main()
