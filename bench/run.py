@@ -144,7 +144,7 @@ class Sampler:
 
 
 def measure(
-    argv: Sequence[str], sshd_pid: int, validate: Callable[[str], None], sample: bool
+    argv: Sequence[str], sshd_pid: int, validate: Callable[[str, str], None], sample: bool
 ) -> Measure:
     """Run one tool process; its wall time, its CPU, the sshd side's CPU, validated output."""
     sshd_settled(sshd_pid)
@@ -160,7 +160,7 @@ def measure(
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{argv[:4]} exited {proc.returncode}:\n{err[-2000:]}{out[-3000:]}")
-    validate(out)
+    validate(out, err)
     sshd_settled(sshd_pid)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return Measure(
@@ -197,6 +197,20 @@ class Bench:
             )
         )
         self.record = directory / f"record-{n}.json"
+        data = {
+            "ssh_port": server.port,
+            "ssh_user": server.user,
+            "ssh_key": str(server.client_key),
+            "ssh_known_hosts_file": str(server.known_hosts),
+            "ssh_strict_host_key_checking": "yes",
+        }
+        self.pyinfra_inventory = directory / f"pyinfra-inventory-{n}.py"
+        self.pyinfra_inventory.write_text(f"hosts = {[(a, data) for a in self.addresses]!r}\n")
+        self.pyinfra_deploy = directory / "pyinfra_deploy.py"
+        self.pyinfra_deploy.write_text(
+            "from pyinfra.operations import server\n"
+            f"server.shell(name='checks', commands={list(CHECKS)!r})\n"
+        )
 
     def oorfix(self) -> list[str]:
         """oorfix diagnose over the bench runbook."""
@@ -207,7 +221,7 @@ class Bench:
             "--state-dir", str(self.directory / "state"), "--json", str(self.record),
         ]  # fmt: skip
 
-    def check_oorfix(self, _: str) -> None:
+    def check_oorfix(self, out: str, err: str) -> None:
         """Every host healthy, every check passed, in the run record."""
         record = json.loads(self.record.read_text())
         results = record["results"]
@@ -224,9 +238,23 @@ class Bench:
 
     def baseline(self, tool: str) -> list[str]:
         """A baseline tool over the same hosts."""
+        if tool == "pyinfra":
+            pyinfra = BASELINE_PYTHON.parent / "pyinfra"
+            return [str(pyinfra), str(self.pyinfra_inventory), str(self.pyinfra_deploy), "-y",
+                    "--parallel", str(FORKS)]  # fmt: skip
         return [str(BASELINE_PYTHON), str(REPO / "bench" / "baselines.py"), tool, str(self.spec)]
 
-    def check_baseline(self, out: str) -> None:
+    def check_pyinfra(self, out: str, err: str) -> None:
+        """pyinfra's own summary: the operation succeeded on every host (a check that exits
+        non-zero fails it), none in error."""
+        lines = (out + err).splitlines()
+        total = next((line.split() for line in lines if "Grand total" in line), [])
+        if total[2:5] != [str(self.n), str(self.n), "-"]:
+            raise SystemExit(
+                f"pyinfra output not valid for {self.n} hosts: {total}\n{(out + err)[-1500:]}"
+            )
+
+    def check_baseline(self, out: str, err: str) -> None:
         """Every host and every check came back with exit status 0."""
         found = json.loads(out.strip().splitlines()[-1])
         if found != {"hosts_ok": self.n, "checks_ok": self.n * len(CHECKS)}:
@@ -259,7 +287,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--tools", default="oorfix,fabric-script,fabric-exec")
+    parser.add_argument("--tools", default="oorfix,fabric-script,fabric-exec,pyinfra")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     tools = args.tools.split(",")
@@ -303,7 +331,8 @@ def run_all(
                 if tool == "oorfix":
                     m = measure(bench.oorfix(), pid, bench.check_oorfix, sample=n == max(sizes))
                 else:
-                    m = measure(bench.baseline(tool), pid, bench.check_baseline, sample=False)
+                    check = bench.check_pyinfra if tool == "pyinfra" else bench.check_baseline
+                    m = measure(bench.baseline(tool), pid, check, sample=False)
                 runs[tool].append(m)
         for tool in tools:
             table[(tool, n)] = median(runs[tool])
