@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,33 +15,16 @@ from oorfix.cli.common import input_errors_exit
 from oorfix.cli.options import shared
 from oorfix.cli.settings import DEFAULT_RUNBOOKS, RunSettings
 from oorfix.cli.wiring import RunRequest, Seams, assemble
-from oorfix.errors import InputError
 from oorfix.output.console import make_console
 from oorfix.output.record import write_record
 from oorfix.results import ExitCode, RunMode, RunResult, new_run_id
 from oorfix.run.planner import plan_run
 from oorfix.testing.checks import Coverage, coverage, differences
-from oorfix.testing.models import Scenario
 from oorfix.testing.report import ScenarioResult, as_json, as_junit
 from oorfix.testing.scripted import Script
 from oorfix.testing.suites import LoadedSuite, load_suites
 
 MODES = {"fix": RunMode.FIX, "dry-run": RunMode.DRY_RUN, "detect": RunMode.DETECT}
-
-
-def _clock(suite: LoadedSuite, index: int, scenario: Scenario) -> datetime | None:
-    if scenario.at is None:
-        return None
-    try:
-        when = datetime.fromisoformat(scenario.at)
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        line = suite.line(("scenarios", index, "at"))
-        raise InputError(
-            f"scenarios[{index}].at: not an ISO 8601 time with a zone", suite.path, line
-        )
-    return when
 
 
 def run_scenario(suite: LoadedSuite, index: int, state: Path) -> tuple[ScenarioResult, RunResult]:
@@ -60,7 +42,7 @@ def run_scenario(suite: LoadedSuite, index: int, state: Path) -> tuple[ScenarioR
     )
     mode = MODES[scenario.mode]
     script = Script(list(scenario.replies), frozenset(scenario.unreachable))
-    when = _clock(suite, index, scenario)
+    when = scenario.at
     seams = Seams(
         transports=script.transport,
         sleep=lambda _: None,  # a verify delay passes at once: no test waits on the clock

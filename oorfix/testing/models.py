@@ -19,6 +19,7 @@ A command no rule answers is refused: the scenario fails and names it.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -159,8 +160,15 @@ class Scenario(_Model):
     replies: list[Rule] = Field(default_factory=list)
     unreachable: list[str] = Field(default_factory=list, description="hosts that refuse SSH")
     force: bool = Field(True, description="ignore maintenance windows (set false with `at`)")
-    at: str | None = Field(None, description="the time the gate sees, ISO 8601 with a zone")
+    at: datetime | None = Field(None, description="the time the gate sees, ISO 8601 with a zone")
     expect: Expect
+
+    @field_validator("at")
+    @classmethod
+    def _zoned(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give the time with its zone, e.g. 2026-01-10T02:00:00+00:00")
+        return value
 
 
 class Suite(_Model):

@@ -32,13 +32,15 @@ class Sent:
 
 @dataclass
 class Script:
-    """A scenario's rules and what they have answered so far, shared by its hosts."""
+    """A scenario's rules and what they have answered so far, on each host."""
 
     rules: list[Rule]
     unreachable: frozenset[str] = frozenset()
     sent: list[Sent] = field(default_factory=list)
     refused: list[Sent] = field(default_factory=list)
-    _used: dict[int, int] = field(default_factory=dict)
+    # Replies in turn are counted per rule and host: hosts run in parallel, and each host's
+    # sequence must not depend on which of them asked first.
+    _used: dict[tuple[int, str], int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, host: str, command: Command, sudo: bool) -> Reply | None:
@@ -49,8 +51,8 @@ class Script:
             for index, rule in enumerate(self.rules):
                 if _matches(rule, host, command):
                     replies = rule.replies()
-                    used = self._used.get(index, 0)
-                    self._used[index] = used + 1
+                    used = self._used.get((index, host), 0)
+                    self._used[(index, host)] = used + 1
                     return replies[min(used, len(replies) - 1)]
             self.refused.append(sent)
             return None

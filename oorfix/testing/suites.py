@@ -22,6 +22,7 @@ from oorfix.runbook.yamlsource import Document, Loc, load_file
 from oorfix.testing.models import Suite
 
 DEFAULT_HOST = "test-host"
+DEFAULT_RUNBOOKS = Path("runbooks")
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,15 @@ def suite_files(paths: Iterable[Path]) -> list[Path]:
 
 
 def _runbook(suite: Suite, path: Path, doc: Document) -> LoadedRunbook:
-    """The runbook a test names: a path beside the test, else a name in the directories
-    around it (its own, then each parent)."""
+    """The runbook a test names: a path relative to the test, else a name looked up in the
+    test's folder, the folder above it, and `runbooks/`."""
     target = suite.runbook
     if "/" in target or target.endswith((".yml", ".yaml")):
         candidates: list[tuple[Path | str, Path | None]] = [(path.parent / target, None)]
     else:
-        candidates = [(target, folder) for folder in (path.parent, *path.parent.parents)]
+        # Beside the test, the folder above it (runbooks/tests/ -> runbooks/), then runbooks/.
+        folders = dict.fromkeys([path.parent, path.parent.parent, DEFAULT_RUNBOOKS])
+        candidates = [(target, folder) for folder in folders if folder.is_dir()]
     for name, folder in candidates:
         try:
             (loaded,) = load_runbooks([name], folder)
@@ -68,9 +71,8 @@ def _runbook(suite: Suite, path: Path, doc: Document) -> LoadedRunbook:
                 continue
             raise
         return loaded
-    raise RunbookError(
-        f"runbook: no runbook {target!r} beside or above this file", path, doc.line_of(("runbook",))
-    )
+    where = "beside this file, in the folder above it, or in runbooks/"
+    raise RunbookError(f"runbook: no runbook {target!r} {where}", path, doc.line_of(("runbook",)))
 
 
 def _sub_document(doc: Document, prefix: Loc) -> Document:
