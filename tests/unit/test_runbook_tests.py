@@ -378,7 +378,7 @@ BAD_FILES = [
             expect: {outcome: healthy}
         """,
         1,
-        "runbook: no runbook 'no-such-runbook' beside or above this file",
+        "runbook: no runbook 'no-such-runbook' beside this file, in the folder above it, or in runbooks/",
     ),
     (
         "at-without-zone",
