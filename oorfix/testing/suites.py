@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from oorfix.errors import InputError, InputErrors, RunbookError
 from oorfix.inventory.core import Inventory, inventory_from_document
 from oorfix.inventory.patterns import split_pattern
+from oorfix.run.planner import plan_run
 from oorfix.runbook.loader import (
     TEST_SUFFIXES,
     LoadedRunbook,
@@ -134,6 +135,12 @@ def load_suite(path: Path) -> LoadedSuite:
         inventory = inventory_from_document(_sub_document(doc, ("inventory",)))
     else:
         inventory = _default_inventory(runbook, path)
+    try:  # a variable the test's hosts lack is this file's error, found before anything runs
+        plan_run([runbook], inventory, suite.vars)
+    except InputError as exc:
+        where = ("inventory",) if suite.inventory is not None else ("runbook",)
+        message = f"the runbook does not render for this test's hosts: {exc.location_message()}"
+        raise RunbookError(message, path, doc.line_of(where)) from None
     return LoadedSuite(suite, path, doc, runbook, inventory)
 
 

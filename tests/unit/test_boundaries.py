@@ -89,7 +89,7 @@ ALLOWED = {
     "safety": {"base", "runbook"},
     "run": {"base", "runbook", "inventory", "transport", "safety"},
     "diagnosis": {"base", "runbook", "inventory", "run"},
-    "testing": {"base", "runbook", "inventory", "transport"},
+    "testing": {"base", "runbook", "inventory", "transport", "run"},
     "output": {"base", "runbook", "inventory", "run", "safety", "diagnosis"},
     "lab": {"base", "inventory", "transport"},
     "cli": {

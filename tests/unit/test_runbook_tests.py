@@ -784,3 +784,25 @@ def test_validate_does_not_read_test_files_as_runbooks(tmp_path: Path) -> None:
     result = oorfix("validate", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "ok: 1 runbook(s)" in result.output
+
+
+def test_a_variable_the_test_hosts_lack_is_an_error_of_the_test_file(tmp_path: Path) -> None:
+    runbook = SVC.replace("escalate:", "escalate:\n  # needs `rack`\n", 1)
+    runbook = runbook.replace('message: "', 'message: "rack {{ rack }}: ', 1)
+    assert "{{ rack }}" in runbook
+    path = write_suite(
+        tmp_path,
+        """
+        runbook: svc-down
+        scenarios:
+          - name: healthy
+            replies: [{step: svc answers}]
+            expect: {outcome: healthy}
+        """,
+        runbook,
+    )
+    result = oorfix("test", str(path))
+    assert result.exit_code == 2, result.output
+    assert f"{path}:1: the runbook does not render for this test's hosts: " in result.output
+    assert "escalate.message: undefined variable: 'rack' is undefined" in result.output
+    assert "pass" not in result.output  # found before anything ran
