@@ -378,7 +378,8 @@ BAD_FILES = [
             expect: {outcome: healthy}
         """,
         1,
-        "runbook: no runbook 'no-such-runbook' beside this file, in the folder above it, or in runbooks/",
+        "runbook: no runbook 'no-such-runbook' beside this file, in the folder above it, "
+        "or in runbooks/",
     ),
     (
         "at-without-zone",
