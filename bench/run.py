@@ -115,6 +115,68 @@ def sshd_settled(pid: int, deadline: float = 30.0) -> None:
         time.sleep(0.01)
 
 
+class Hosts:
+    """N loopback hosts behind several sshds (one sshd listens on at most 16 addresses),
+    sharing one host key and one client key; started and stopped together."""
+
+    PER_SSHD = 16
+
+    def __init__(self, directory: Path, addresses: Sequence[str], user: str) -> None:
+        self.directory, self.user = directory, user
+        chunks = [addresses[i : i + self.PER_SSHD] for i in range(0, len(addresses), self.PER_SSHD)]
+        self.servers = [
+            SshdServer(directory / f"sshd-{i}", chunk, user=user) for i, chunk in enumerate(chunks)
+        ]
+        self.known_hosts = directory / "known_hosts"
+
+    @property
+    def client_key(self) -> Path:
+        """The one client key every sshd accepts."""
+        return self.servers[0].client_key
+
+    @property
+    def endpoints(self) -> list[tuple[str, int]]:
+        """Every host's address and port, in order."""
+        return [(a, server.port) for server in self.servers for a in server.addresses]
+
+    @property
+    def pids(self) -> list[int]:
+        """The sshd masters."""
+        return [server.pid for server in self.servers if server.pid is not None]
+
+    def __enter__(self) -> Hosts:
+        first = self.servers[0]
+        for server in self.servers:
+            server.directory.mkdir(mode=0o755)
+            if server is not first:  # the same keys everywhere: one key file for the tools
+                for key in (first.host_key, first.client_key):
+                    for suffix in ("", ".pub"):
+                        source = key.with_name(key.name + suffix)
+                        shutil.copy2(source, server.directory / source.name)
+            server.start()
+            # sshd reads the authorized key as the target user.
+            (server.directory / "client_key.pub").chmod(0o644)
+        self.known_hosts.write_text("".join(s.known_hosts.read_text() for s in self.servers))
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def inventory_yaml(self) -> str:
+        """An Ansible YAML inventory of every host."""
+        lines = ["all:", "  hosts:"]
+        for i, (address, port) in enumerate(self.endpoints):
+            lines += [
+                f"    h{i}:",
+                f"      ansible_host: {address}",
+                f"      ansible_port: {port}",
+                f"      ansible_user: {self.user}",
+                f"      ansible_ssh_private_key_file: {self.client_key}",
+            ]
+        return "\n".join(lines) + "\n"
+
+
 # -- running one tool -----------------------------------------------------------------------
 
 
@@ -144,11 +206,15 @@ class Sampler:
 
 
 def measure(
-    argv: Sequence[str], sshd_pid: int, validate: Callable[[str, str], None], sample: bool
+    argv: Sequence[str],
+    sshd_pids: Sequence[int],
+    validate: Callable[[str, str], None],
+    sample: bool,
 ) -> Measure:
     """Run one tool process; its wall time, its CPU, the sshd side's CPU, validated output."""
-    sshd_settled(sshd_pid)
-    before_sshd = sshd_cpu(sshd_pid)
+    for pid in sshd_pids:
+        sshd_settled(pid)
+    before_sshd = sum(sshd_cpu(pid) for pid in sshd_pids)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -161,12 +227,13 @@ def measure(
     if proc.returncode != 0:
         raise SystemExit(f"{argv[:4]} exited {proc.returncode}:\n{err[-2000:]}{out[-3000:]}")
     validate(out, err)
-    sshd_settled(sshd_pid)
+    for pid in sshd_pids:
+        sshd_settled(pid)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return Measure(
         wall,
         cpu,
-        sshd_cpu(sshd_pid) - before_sshd,
+        sum(sshd_cpu(pid) for pid in sshd_pids) - before_sshd,
         sampler.fds if sampler else 0,
         sampler.threads if sampler else 0,
     )
@@ -176,36 +243,36 @@ def measure(
 
 
 class Bench:
-    """The hosts, the files each tool reads, and the command line of each tool."""
+    """The files each tool reads for the first N hosts, and the command line of each tool."""
 
-    def __init__(self, directory: Path, server: SshdServer, n: int) -> None:
-        self.directory, self.server, self.n = directory, server, n
-        self.addresses = server.addresses[:n]
-        names = [f"h{i}" for i in range(n)]
+    def __init__(self, directory: Path, hosts: Hosts, n: int) -> None:
+        self.directory, self.hosts, self.n = directory, hosts, n
+        endpoints = hosts.endpoints[:n]
         self.inventory = directory / f"inventory-{n}.yml"
-        self.inventory.write_text(server.inventory_yaml(names))
+        everyone = hosts.inventory_yaml().splitlines()
+        self.inventory.write_text("\n".join(everyone[: 2 + 5 * n]) + "\n")
         self.spec = directory / f"hosts-{n}.json"
         self.spec.write_text(
             json.dumps(
                 {
-                    "hosts": [[a, server.port] for a in self.addresses],
-                    "user": server.user,
-                    "key": str(server.client_key),
-                    "known_hosts": str(server.known_hosts),
+                    "hosts": endpoints,
+                    "user": hosts.user,
+                    "key": str(hosts.client_key),
+                    "known_hosts": str(hosts.known_hosts),
                     "checks": list(CHECKS),
                 }
             )
         )
         self.record = directory / f"record-{n}.json"
-        data = {
-            "ssh_port": server.port,
-            "ssh_user": server.user,
-            "ssh_key": str(server.client_key),
-            "ssh_known_hosts_file": str(server.known_hosts),
+        common = {
+            "ssh_user": hosts.user,
+            "ssh_key": str(hosts.client_key),
+            "ssh_known_hosts_file": str(hosts.known_hosts),
             "ssh_strict_host_key_checking": "yes",
         }
+        entries = [(a, {**common, "ssh_port": port}) for a, port in endpoints]
         self.pyinfra_inventory = directory / f"pyinfra-inventory-{n}.py"
-        self.pyinfra_inventory.write_text(f"hosts = {[(a, data) for a in self.addresses]!r}\n")
+        self.pyinfra_inventory.write_text(f"hosts = {entries!r}\n")
         self.pyinfra_deploy = directory / "pyinfra_deploy.py"
         self.pyinfra_deploy.write_text(
             "from pyinfra.operations import server\n"
@@ -217,7 +284,7 @@ class Bench:
         return [
             str(OORFIX_PYTHON), "-m", "oorfix", "diagnose", "-q",
             "-i", str(self.inventory), "--runbooks", str(self.directory / "runbooks"),
-            "--known-hosts", str(self.server.known_hosts), "--forks", str(FORKS),
+            "--known-hosts", str(self.hosts.known_hosts), "--forks", str(FORKS),
             "--state-dir", str(self.directory / "state"), "--json", str(self.record),
         ]  # fmt: skip
 
@@ -296,15 +363,13 @@ def main() -> None:
         directory.chmod(0o755)  # sshd reads the client key's .pub as the target user
         user = light_account(directory / "home")
         addresses = [f"127.0.{60 + i // 250}.{i % 250 + 1}" for i in range(max(sizes))]
-        server = SshdServer(directory / "sshd", addresses, user=user)
-        server.directory.mkdir(mode=0o755)
         write_runbook(directory)
-        with server:
-            (server.directory / "client_key.pub").chmod(0o644)
+        with Hosts(directory, addresses, user) as hosts:
             shell = pwd.getpwnam(user).pw_shell
             print(f"# {len(CHECKS)} checks per host; target account {user} (shell {shell}); "
-                  f"sshd on loopback; median of {args.repeat}; oorfix --forks {FORKS}")  # fmt: skip
-            table = run_all(directory, server, sizes, tools, args.repeat)
+                  f"{len(hosts.servers)} sshd on loopback; median of {args.repeat}; "
+                  f"oorfix --forks {FORKS}")  # fmt: skip
+            table = run_all(directory, hosts, sizes, tools, args.repeat)
     report(table, sizes, tools)
 
 
@@ -317,22 +382,21 @@ def _line(m: Measure, n: int) -> str:
 
 
 def run_all(
-    directory: Path, server: SshdServer, sizes: Sequence[int], tools: Sequence[str], repeat: int
+    directory: Path, hosts: Hosts, sizes: Sequence[int], tools: Sequence[str], repeat: int
 ) -> Table:
     """Every tool at every size, interleaved so that drift hits every tool alike."""
-    pid = server.pid
-    assert pid is not None
+    pids = hosts.pids
     table: Table = {}
     for n in sizes:
-        bench = Bench(directory, server, n)
+        bench = Bench(directory, hosts, n)
         runs: dict[str, list[Measure]] = {t: [] for t in tools}
         for _ in range(repeat):
             for tool in tools:
                 if tool == "oorfix":
-                    m = measure(bench.oorfix(), pid, bench.check_oorfix, sample=n == max(sizes))
+                    m = measure(bench.oorfix(), pids, bench.check_oorfix, sample=n == max(sizes))
                 else:
                     check = bench.check_pyinfra if tool == "pyinfra" else bench.check_baseline
-                    m = measure(bench.baseline(tool), pid, check, sample=False)
+                    m = measure(bench.baseline(tool), pids, check, sample=False)
                 runs[tool].append(m)
         for tool in tools:
             table[(tool, n)] = median(runs[tool])
