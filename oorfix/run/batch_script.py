@@ -1,7 +1,8 @@
 """The script that runs many read-only checks of one host in one round trip, and its reading.
 
 Each check costs the host what the check itself costs plus its time limit: it runs as
-``timeout -k GRACE LIMIT sh -c CHECK`` with stdout and stderr redirected to files of its own,
+``timeout -k GRACE LIMIT sh -c CHECK`` (a check of plain words without ``sh -c``: one exec
+fewer) with stdout and stderr redirected to files of its own,
 and its exit status and start and end times are kept in shell variables (times come from
 ``read`` on ``/proc/uptime``, a shell builtin, so no ``date`` is forked per check). Only when
 every check has run does the script print, after a random marker:
@@ -29,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 from oorfix.redact import Command
 from oorfix.results import CommandResult, Output
-from oorfix.transport.shell import TIMEOUT_KILLED_STATUS, TIMEOUT_STATUS, seconds
+from oorfix.transport.shell import TIMEOUT_KILLED_STATUS, TIMEOUT_STATUS, direct_argv, seconds
 
 KILL_GRACE = 2.0
 # Per check and stream: what is kept of the output. Checks print little; evidence is not batched.
@@ -71,9 +72,11 @@ def budget(items: Sequence[BatchItem]) -> float:
 def _check(index: int, item: BatchItem) -> str:
     limit = f"timeout -k {seconds(KILL_GRACE)} {seconds(item.timeout)}"
     files = f'"$d/{index}.o" "$d/{index}.e"'
+    direct = direct_argv(item.command.text)
+    run = direct if direct is not None else f"sh -c {shlex.quote(item.command.text)}"
     return (
         f'[ -e "$stop" ] || {{ read s _ 2>/dev/null </proc/uptime; '
-        f'{limit} sh -c {shlex.quote(item.command.text)} >"$d/{index}.o" 2>"$d/{index}.e" '
+        f'{limit} {run} >"$d/{index}.o" 2>"$d/{index}.e" '
         f"</dev/null; r=$?; read e _ 2>/dev/null </proc/uptime; "
         f'T="$T {index}:$r:$s:$e"; F="$F {files}"; }}'
     )

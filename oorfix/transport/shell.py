@@ -20,6 +20,7 @@ see the same shell, the same quoting and the same limits:
 
 from __future__ import annotations
 
+import re
 import shlex
 
 # Exit statuses of coreutils `timeout`: TERM stopped the command / KILL was needed.
@@ -31,6 +32,73 @@ def seconds(value: float) -> str:
     """A duration as `timeout` reads it: plain decimal, no exponent, at most ms precision."""
     text = f"{value:.3f}".rstrip("0").rstrip(".")
     return text or "0"
+
+
+# A command made of plain words only (no quoting, expansion, redirection, globbing or
+# assignment) means the same run directly as through `sh -c`, when its first word is a
+# program, not a shell builtin or keyword (or echo/printf, whose builtins differ).
+_PLAIN_WORDS = re.compile(r"^[A-Za-z0-9_./:,+@-]+( +[A-Za-z0-9_./:,+@-]+)*$")
+_SHELL_WORDS = frozenset(
+    [
+        ".",
+        ":",
+        "alias",
+        "bg",
+        "break",
+        "case",
+        "cd",
+        "command",
+        "continue",
+        "do",
+        "done",
+        "echo",
+        "elif",
+        "else",
+        "esac",
+        "eval",
+        "exec",
+        "exit",
+        "export",
+        "false",
+        "fc",
+        "fg",
+        "for",
+        "getopts",
+        "hash",
+        "if",
+        "in",
+        "jobs",
+        "kill",
+        "local",
+        "printf",
+        "pwd",
+        "read",
+        "readonly",
+        "return",
+        "set",
+        "shift",
+        "then",
+        "times",
+        "trap",
+        "true",
+        "type",
+        "ulimit",
+        "umask",
+        "unalias",
+        "unset",
+        "until",
+        "wait",
+        "while",
+    ]
+)
+
+
+def direct_argv(text: str) -> str | None:
+    """``text`` as words to exec without a shell (saves one exec per check), or None."""
+    stripped = text.strip()
+    if not _PLAIN_WORDS.match(stripped) or stripped.split(" ", 1)[0] in _SHELL_WORDS:
+        return None
+    return " ".join(stripped.split())
 
 
 def wrap(text: str, *, timeout: float, sudo: bool, kill_grace: float) -> str:

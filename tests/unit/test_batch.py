@@ -191,3 +191,64 @@ def test_checks_taken_before_a_fix_are_taken_again_after_it(
     result = engine.run([p.job for p in planned])
     # b's check was batched with a's before a's fix; it must see the fixed host, not the old one.
     assert [r.status for r in result.results] == [Outcome.FIXED, Outcome.HEALTHY]
+
+
+def test_a_check_of_plain_words_runs_without_a_shell(tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "log"
+    for tool in ("timeout", "sh", "uname"):
+        real = shutil.which(tool)
+        assert real is not None
+        (bindir / tool).write_text(f'#!/bin/sh\necho {tool} >>{log}\nexec {real} "$@"\n')
+        (bindir / tool).chmod(0o755)
+    items = [BatchItem(Command("uname -r"), 5), BatchItem(Command("uname -r | cat"), 5)]
+    marker = new_marker()
+    env = {"PATH": f"{bindir}:/usr/bin:/bin"}
+    done = subprocess.run(
+        ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
+    )
+    plain, piped = parse(items, done.stdout.decode(), marker)
+    assert plain is not None
+    assert piped is not None
+    assert plain.stdout.text == piped.stdout.text != ""
+    ran = log.read_text().split()
+    # The plain check is exec'd by its time limit directly; the piped one needs the shell.
+    assert (ran.count("timeout"), ran.count("sh"), ran.count("uname")) == (2, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "direct"),
+    [
+        ("uname -r", "uname -r"),
+        ("  df   -P /  ", "df -P /"),
+        ("head -3 /proc/meminfo", "head -3 /proc/meminfo"),
+        ("/usr/sbin/ip -o link", "/usr/sbin/ip -o link"),
+        ("date +%s", None),  # `%` is not a plain word character: the shell runs it
+        ("echo hi", None),  # the builtin echo differs from /bin/echo
+        ("cd /tmp", None),
+        ("true", None),
+        ("test -d /tmp && echo ok", None),
+        ("cat $HOME/x", None),
+        ("ls *.log", None),
+        ("FOO=1 env", None),
+        ("grep 'a b' f", None),
+        ("a\nb", None),
+        ("", None),
+    ],
+)
+def test_direct_argv_only_for_plain_words(text: str, direct: str | None) -> None:
+    from oorfix.transport.shell import direct_argv
+
+    assert direct_argv(text) == direct
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["uname -r", "cat /etc/os-release", "id -u", "ls -d /tmp", "no-such-command-here x", "false"],
+)
+def test_a_check_gives_the_same_status_and_output_with_or_without_the_shell(text: str) -> None:
+    (batched,) = run_batch([BatchItem(Command(text), 5)])
+    alone = subprocess.run(["sh", "-c", text], capture_output=True, check=False)
+    assert batched is not None
+    assert (batched.rc, batched.stdout.text) == (alone.returncode, alone.stdout.decode())
