@@ -122,8 +122,3 @@ class Catalog:
 
 BUILTIN = Catalog.of(FAULTS)
 FAULT_IDS: frozenset[str] = frozenset(BUILTIN.faults)
-
-
-def is_known_fault(fault_id: str) -> bool:
-    """Whether ``fault_id`` is a built-in catalogue id or a maintenance id."""
-    return BUILTIN.knows(fault_id)

@@ -96,10 +96,10 @@ class Fixer:
         self.catalog = catalog
         self.planned = {_pkey(p): p for p in planned}
 
-    def plan(self, found: RunResult) -> dict[str, _Host]:
+    def plan(self, diagnoses: Sequence[HostDiagnosis]) -> dict[str, _Host]:
         """Per host: root causes in fix order, and the consequences to re-check."""
         hosts: dict[str, _Host] = {}
-        for diagnosis in diagnose(found.results, self.catalog):
+        for diagnosis in diagnoses:
             roots: list[PlannedJob] = []
             consequences: list[PlannedJob] = []
             for h in diagnosis.hypotheses:
@@ -120,8 +120,9 @@ class Fixer:
     def fix(self, found: RunResult, mode: RunMode) -> Convergence:
         """Fix every root cause ``found`` confirmed; re-diagnose what was touched."""
         state = Convergence({_key(r): r for r in found.results})
-        hosts = self.plan(found)
-        self._explained_by_mitigated(state, found)
+        diagnoses = diagnose(found.results, self.catalog)
+        hosts = self.plan(diagnoses)
+        self._explained_by_mitigated(state, diagnoses)
         if mode is not RunMode.FIX:  # a dry-run changes nothing, so one pass shows every fix
             every = [p for h in hosts.values() for p in h.roots]
             self._record(state, self.runner(every, mode))
@@ -152,9 +153,11 @@ class Fixer:
         self._rediagnose(state, hosts)
         return state
 
-    def _explained_by_mitigated(self, state: Convergence, found: RunResult) -> None:
+    def _explained_by_mitigated(
+        self, state: Convergence, diagnoses: Sequence[HostDiagnosis]
+    ) -> None:
         """A consequence of a root cause mitigated before the run waits for its repair."""
-        for diagnosis in diagnose(found.results, self.catalog):
+        for diagnosis in diagnoses:
             by_fault = {h.fault: h for h in diagnosis.hypotheses}
             for h in diagnosis.hypotheses:
                 root = by_fault.get(h.explained_by or "")

@@ -9,7 +9,7 @@ contacted; an action whose parameters come from such values is rendered at run t
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from oorfix.errors import TemplateError
@@ -86,19 +86,21 @@ def uses_registers(step: Step, registers: set[str] | frozenset[str]) -> bool:
     )
 
 
-def render_command(job: Job, step: Step, context: Mapping[str, Any]) -> Command:
+def render_command(
+    job: Job, step: Step, context: Mapping[str, Any], label: str | None = None
+) -> Command:
     """The command a step sends, rendered in ``context``; raises TemplateError/ActionError."""
     deferred = {k for k, v in context.items() if isinstance(v, Deferred)}
     if step.kind != "run" and deferred and uses_registers(step, deferred):
         # Action parameters from run-time values are checked when they are known.
         text = f"<{step.kind} rendered at run time from registered values>"
-        return Command(text=text, redactor=job.redactor)
+        return Command(text=text, redactor=job.redactor, label=label)
     if step.run is not None:
         text = templating.render_command(step.run, context)
     else:
         params = templating.render_data(step.params.model_dump(exclude_none=True), context)
         text = actions.render_action(step.kind, params)
-    return Command(text=text, redactor=job.redactor, stdin=_stdin(step, context))
+    return Command(text=text, redactor=job.redactor, stdin=_stdin(step, context), label=label)
 
 
 def _stdin(step: Step, context: Mapping[str, Any]) -> bytes | None:
@@ -132,7 +134,7 @@ def render_step(
         phase=phase,
         step=step,
         label=label,
-        command=replace(render_command(job, step, context), label=label),
+        command=render_command(job, step, context, label),
         targets=resolve_targets(job, step, context, inventory),
         mutating=is_mutating(phase, step),
         timeout=step_timeout(job, step),

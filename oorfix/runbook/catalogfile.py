@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from oorfix.catalog import BUILTIN, Catalog, FaultType, is_maintenance
 from oorfix.errors import InputError, InputErrors, RunbookError
+from oorfix.runbook.validation import format_loc, validation_errors
 from oorfix.runbook.yamlsource import Document, load_file
 
 CATALOG_FILE = "catalog.yml"
@@ -63,8 +64,7 @@ class SiteCatalog(BaseModel):
 
 
 def _error(doc: Document, loc: tuple[str | int, ...], message: str) -> InputError:
-    where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
-    return RunbookError(f"{where}: {message}" if where else message, doc.path, doc.line_of(loc))
+    return RunbookError(f"{format_loc(loc)}: {message}", doc.path, doc.line_of(loc))
 
 
 def _load(path: Path) -> tuple[Document, SiteCatalog]:
@@ -74,12 +74,8 @@ def _load(path: Path) -> tuple[Document, SiteCatalog]:
     try:
         return doc, SiteCatalog.model_validate(doc.data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(p for p in first["loc"] if isinstance(p, str | int))
-        message = str(first["msg"]).removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key (known: id, summary, symptoms, fix, explains)"
-        raise _error(doc, loc, message) from None
+        errors = validation_errors(doc, exc)
+        raise errors[0] if len(errors) == 1 else InputErrors(errors) from None
 
 
 def catalog_files(targets: Iterable[Path | str], search_dir: Path | None = None) -> list[Path]:
@@ -101,6 +97,9 @@ def load_catalog(files: Iterable[Path]) -> Catalog:
     for path in files:
         try:
             doc, site = _load(path)
+        except InputErrors as exc:
+            errors.extend(exc.errors)
+            continue
         except InputError as exc:
             errors.append(exc)
             continue

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -14,6 +13,7 @@ from oorfix.errors import InputError, InputErrors, RunbookError, TemplateError
 from oorfix.runbook import actions, templating
 from oorfix.runbook.catalogfile import CATALOG_FILE, site_catalog
 from oorfix.runbook.models import Runbook, Step
+from oorfix.runbook.validation import format_loc, validation_errors
 from oorfix.runbook.yamlsource import Document, Loc, load_file
 
 RUNBOOK_SUFFIXES = (".yml", ".yaml")
@@ -44,55 +44,8 @@ class LoadedRunbook:
         return self.doc.line_of(loc)
 
 
-def format_loc(loc: Iterable[str | int]) -> str:
-    """``('detect', 0, 'run')`` as ``detect[0].run``."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _document_loc(data: Any, loc: tuple[Any, ...]) -> tuple[Loc, Any]:
-    """The longest prefix of a pydantic loc that exists in the data, and the rest."""
-    path: list[str | int] = []
-    node = data
-    for i, part in enumerate(loc):
-        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
-        if in_list or (isinstance(node, dict) and part in node):
-            node = node[part]
-        else:
-            return tuple(path), loc[i:]
-        path.append(part)
-    return tuple(path), ()
-
-
-def _describe(error: Any, rest: tuple[Any, ...]) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown key (check its spelling; see `oorfix schema`)"
-    if kind == "missing":
-        return f"missing required key {rest[0]!r}" if rest else "missing required value"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if kind == "string_type" and isinstance(error.get("input"), int | float | bool):
-        message += " (quote it: YAML read it as a number or boolean)"
-    return message
-
-
-def validation_errors(doc: Document, exc: ValidationError) -> list[InputError]:
-    """Each pydantic error as an InputError naming the file, line and key."""
-    found: dict[tuple[Loc, str], InputError] = {}
-    for error in exc.errors():
-        loc, rest = _document_loc(doc.data, tuple(error["loc"]))
-        message = _describe(error, rest)
-        key = (loc, message)
-        # A union reports one error per member; one line per place is enough.
-        if key not in found and not any(k[0] == loc for k in found):
-            where = f"{format_loc(loc)}: " if loc else ""
-            found[key] = RunbookError(where + message, doc.path, doc.line_of(loc))
-    return list(found.values())
-
-
-def _phase_steps(runbook: Runbook) -> Iterator[tuple[Loc, Step]]:
+def runbook_steps(runbook: Runbook) -> Iterator[tuple[Loc, Step]]:
+    """Every step of a runbook with its location; ``loc[0]`` names its phase."""
     for phase in ("symptoms", "detect", "evidence", "remediate", "rollback"):
         for i, step in enumerate(getattr(runbook, phase)):
             yield (phase, i), step
@@ -121,7 +74,7 @@ def template_fields(step: Step) -> Iterator[tuple[tuple[str, ...], str, bool]]:
 
 def runbook_templates(rb: Runbook) -> Iterator[tuple[Loc, str, bool]]:
     """Every template of a runbook: (location, source, is an expression)."""
-    for loc, step in _phase_steps(rb):
+    for loc, step in runbook_steps(rb):
         for key, source, expression in template_fields(step):
             yield (*loc, *key), source, expression
     for name, value in rb.vars.items():
@@ -141,7 +94,7 @@ def _template_errors(loaded: LoadedRunbook) -> Iterator[InputError]:
 
 
 def _static_errors(loaded: LoadedRunbook) -> Iterator[InputError]:
-    for loc, step in _phase_steps(loaded.runbook):
+    for loc, step in runbook_steps(loaded.runbook):
         read_only = loc[0] in READ_ONLY_PHASES or loc[0] == "verify"
         if read_only and step.kind != "run" and actions.mutates(step.kind):
             yield loaded.error((*loc, step.kind), f"{loc[0]} is read-only; move it to remediate")

@@ -49,7 +49,8 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
-def _check_regex(value: str | None) -> str | None:
+def check_regex(value: str | None) -> str | None:
+    """``value`` unchanged if it compiles as a regular expression (ValueError if not)."""
     if value is not None:
         try:
             re.compile(value)
@@ -69,7 +70,7 @@ class Expect(_Model):
     max: float | None = Field(None, description="stdout, read as a number, is at most this")
     that: str | None = Field(None, description="jinja expression over `result` that must be true")
 
-    _regexes = field_validator("stdout", "stdout_not", "stderr_not")(_check_regex)
+    _regexes = field_validator("stdout", "stdout_not", "stderr_not")(check_regex)
 
     @property
     def accepted_rcs(self) -> tuple[int, ...]:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from oorfix.results import HostResult, Phase, RunMode, RunResult, StepStatus
+from oorfix.runbook.loader import runbook_steps
 from oorfix.runbook.models import Runbook
 from oorfix.testing.models import Expect
 from oorfix.testing.scripted import Script, Sent
@@ -129,24 +130,6 @@ class Coverage:
         return f"{self.runbook}: " + "; ".join(parts)
 
 
-def _runbook_steps(runbook: Runbook) -> list[tuple[Phase, str]]:
-    escalation = runbook.escalate.steps if runbook.escalate else []
-    verify = runbook.verify.checks or []
-    return [
-        (phase, step.label)
-        for phase, steps in (
-            (Phase.SYMPTOMS, runbook.symptoms),
-            (Phase.DETECT, runbook.detect),
-            (Phase.EVIDENCE, runbook.evidence),
-            (Phase.REMEDIATE, runbook.remediate),
-            (Phase.VERIFY, verify),
-            (Phase.ROLLBACK, runbook.rollback),
-            (Phase.ESCALATE, escalation),
-        )
-        for step in steps
-    ]
-
-
 def coverage(name: str, runbook: Runbook, runs: Iterable[RunResult]) -> Coverage:
     """What of ``runbook`` no run reached (a step with a templated name counts by phase)."""
     reached: set[tuple[Phase, str]] = set()
@@ -157,7 +140,7 @@ def coverage(name: str, runbook: Runbook, runs: Iterable[RunResult]) -> Coverage
                 if step.status in RAN or step.status is StepStatus.PLANNED:
                     reached.add((step.phase, step.name))
                     phases.add(step.phase)
-    declared = _runbook_steps(runbook)
+    declared = [(Phase(str(loc[0])), step.label) for loc, step in runbook_steps(runbook)]
     if runbook.remediate:
         declared += [
             (Phase.VERIFY, s.label) for s in runbook.detect if runbook.verify.checks is None

@@ -18,26 +18,17 @@ A command no rule answers is refused: the scenario fails and names it.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from oorfix.results import Outcome
+from oorfix.runbook.models import check_regex
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _regex(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from None
-    return value
 
 
 class Reply(_Model):
@@ -65,7 +56,7 @@ class Rule(_Model):
         None, description="replies in turn, the last one repeating (instead of rc/stdout/...)"
     )
 
-    _pattern = field_validator("command")(_regex)
+    _pattern = field_validator("command")(check_regex)
 
     @model_validator(mode="after")
     def _shape(self) -> Rule:
@@ -132,16 +123,16 @@ class Expect(_Model):
     @classmethod
     def _patterns(cls, value: list[str]) -> list[str]:
         for pattern in value:
-            _regex(pattern)
+            check_regex(pattern)
         return value
 
-    _single = field_validator("error")(_regex)
+    _single = field_validator("error")(check_regex)
 
     @field_validator("escalation")
     @classmethod
     def _escalation(cls, value: str | bool | None) -> str | bool | None:
         if isinstance(value, str):
-            _regex(value)
+            check_regex(value)
         return value
 
     def outcomes(self) -> dict[str, Outcome] | Outcome | None:

@@ -12,13 +12,8 @@ from oorfix.errors import InputError, InputErrors, RunbookError
 from oorfix.inventory.core import Inventory, inventory_from_document
 from oorfix.inventory.patterns import split_pattern
 from oorfix.run.planner import plan_run
-from oorfix.runbook.loader import (
-    TEST_SUFFIXES,
-    LoadedRunbook,
-    load_runbooks,
-    validation_errors,
-)
-from oorfix.runbook.models import Step
+from oorfix.runbook.loader import TEST_SUFFIXES, LoadedRunbook, load_runbooks, runbook_steps
+from oorfix.runbook.validation import validation_errors
 from oorfix.runbook.yamlsource import Document, Loc, load_file
 from oorfix.testing.models import Suite
 
@@ -96,7 +91,7 @@ def _pattern_names(pattern: str) -> set[str]:
 def _default_inventory(loaded: LoadedRunbook, path: Path) -> Inventory:
     """One host in every group the runbook's host patterns name (`hosts` and each `on`)."""
     groups = _pattern_names(loaded.runbook.hosts)
-    for step in _steps(loaded):
+    for _, step in runbook_steps(loaded.runbook):
         if step.on is not None and "{{" not in step.on:
             groups |= _pattern_names(step.on)
     children: dict[str, object] = {
@@ -104,20 +99,6 @@ def _default_inventory(loaded: LoadedRunbook, path: Path) -> Inventory:
     }
     data = {"all": {"hosts": {DEFAULT_HOST: {}}, "children": children}}
     return inventory_from_document(Document(path=path, data=data))
-
-
-def _steps(loaded: LoadedRunbook) -> list[Step]:
-    rb = loaded.runbook
-    escalation = rb.escalate.steps if rb.escalate else []
-    return [
-        *rb.symptoms,
-        *rb.detect,
-        *rb.evidence,
-        *rb.remediate,
-        *(rb.verify.checks or []),
-        *rb.rollback,
-        *escalation,
-    ]
 
 
 def load_suite(path: Path) -> LoadedSuite:

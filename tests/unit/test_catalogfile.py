@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from oorfix.catalog import BUILTIN
-from oorfix.errors import InputError
+from oorfix.errors import InputError, InputErrors
 from oorfix.runbook.catalogfile import load_catalog, site_catalog
 from oorfix.runbook.loader import load_runbooks
 
@@ -106,3 +106,15 @@ def test_a_bad_catalogue_is_an_input_error_with_file_and_line(
         load_catalog([path])
     message = caught.value.location_message()
     assert message.startswith(str(tmp_path) + "/" + expected), message
+
+
+def test_every_problem_of_a_catalogue_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.yml"
+    path.write_text("faults:\n  - id: software.crash\n  - id: db.lag\n    colour: red\n")
+    with pytest.raises(InputErrors) as caught:
+        load_catalog([path])
+    messages = [e.location_message() for e in caught.value.errors]
+    assert messages == [
+        f"{path}:2: faults[0].id: 'software.crash' is a built-in fault id (see `oorfix catalog`)",
+        f"{path}:4: faults[1].colour: unknown key (check its spelling; see `oorfix schema`)",
+    ]

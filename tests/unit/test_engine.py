@@ -47,10 +47,11 @@ def run(
     mode: RunMode = RunMode.FIX,
     limit: str | None = None,
     extra: dict[str, str] | None = None,
+    batch_detect: bool = True,
 ) -> tuple[RunResult, Sent]:
     sent: Sent = []
     planned = plan_run([loaded], inventory, extra or {}, limit)
-    options = EngineOptions(forks=4, mode=mode, sleep=lambda _: None)
+    options = EngineOptions(forks=4, mode=mode, sleep=lambda _: None, batch_detect=batch_detect)
     engine = make_engine(inventory, ConnectionPool(fake_factory(scripts, sent)), options)
     return engine.run([p.job for p in planned]), sent
 

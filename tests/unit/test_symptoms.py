@@ -8,12 +8,10 @@ import pytest
 
 from oorfix.inventory.core import Inventory
 from oorfix.results import ExitCode, Outcome, Phase, RunMode, RunResult, StepStatus
-from oorfix.run.engine import EngineOptions
-from oorfix.run.planner import plan_run
-from oorfix.run.pool import ConnectionPool
 from oorfix.runbook.loader import LoadedRunbook
 
-from .fakes import Reply, Script, fake_factory, make_engine
+from .fakes import Reply, Script
+from .test_engine import run as engine_run
 
 # The latency runbook's shape: the impact is the path in use, the cause the primary path.
 RUNBOOK = """
@@ -51,11 +49,7 @@ def run(
     limit: str | None = None,
 ) -> tuple[RunResult, list[tuple[str, str, bool]]]:
     """One check per round trip, so the commands sent show the order of the checks."""
-    sent: list[tuple[str, str, bool]] = []
-    planned = plan_run([loaded], inventory, {}, limit)
-    options = EngineOptions(forks=4, mode=mode, sleep=lambda _: None, batch_detect=False)
-    engine = make_engine(inventory, ConnectionPool(fake_factory(scripts, sent)), options)
-    return engine.run([p.job for p in planned]), sent
+    return engine_run(inventory, loaded, scripts, mode, limit, batch_detect=False)
 
 
 def sent_texts(sent: list[tuple[str, str, bool]]) -> list[str]:
