@@ -6,7 +6,7 @@ pays for nothing it does not use::
     from oorfix import load_inventory, load_runbooks, plan_run, RunMode
     planned = plan_run(load_runbooks(["runbooks/"]), load_inventory("inventory/"), {})
 
-Entry points assemble a run through ``oorfix.cli.wiring`` (see ARCHITECTURE.md).
+Entry points assemble a run through ``oorfix.app.wiring`` (see ARCHITECTURE.md).
 """
 
 from __future__ import annotations

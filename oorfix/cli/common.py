@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import fields
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.markup import escape
 
-from oorfix.cli.settings import DEFAULT_RUNBOOKS, RunSettings
+from oorfix.app.loading import Loaded
+from oorfix.app.loading import load_and_plan as plan_settings
+from oorfix.app.settings import RunSettings
 from oorfix.errors import InputError, InputErrors
-from oorfix.inventory.core import Inventory, load_inventory
-from oorfix.inventory.patterns import limit_pattern
 from oorfix.output.console import make_console
 from oorfix.results import ExitCode
-from oorfix.run.planner import PlannedJob, plan_run
-from oorfix.runbook.loader import LoadedRunbook, load_runbooks
-from oorfix.runbook.yamlsource import load_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,53 +43,14 @@ def input_errors_exit(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
-    """``-e key=value`` and ``-e @file.yml`` into one mapping (later wins)."""
-    extra: dict[str, Any] = {}
-    for value in values:
-        if value.startswith("@"):
-            doc = load_file(Path(value[1:]))
-            if not isinstance(doc.data, dict):
-                raise InputError("extra vars file must be a mapping", value[1:], 1)
-            for key in doc.data:
-                if not isinstance(key, str) or not key.isidentifier():
-                    raise InputError(
-                        f"{key!r} is not a variable name", value[1:], doc.line_of((key,))
-                    )
-            extra.update(doc.data)
-        elif "=" in value and value.split("=", 1)[0].isidentifier():
-            key, _, text = value.partition("=")
-            extra[key] = text
-        else:
-            raise InputError(f"-e {value!r}: expected key=value or @file.yml")
-    return extra
-
-
-def load_and_plan(
-    runbooks: Sequence[str], inventory_path: Path, extra: Sequence[str], limit: str | None
-) -> tuple[Inventory, list[PlannedJob]]:
-    loaded: list[LoadedRunbook] = load_runbooks(runbooks, DEFAULT_RUNBOOKS)
-    inventory = load_inventory(inventory_path)
-    warn = make_console(stderr=True)
-    for warning in inventory.warnings:
-        warn.print(f"[yellow]warning:[/] {escape(warning)}")
-    planned = plan_run(loaded, inventory, parse_extra_vars(extra), limit)
-    if not planned:
-        warn.print(f"nothing to do: {escape(_explain_empty(inventory, loaded, limit))}")
-    return inventory, planned
-
-
-def _explain_empty(inventory: Inventory, loaded: Sequence[LoadedRunbook], limit: str | None) -> str:
-    """Why no runbook has a host: the pattern that matched nothing, in the inventory's words."""
-    if limit:
-        hosts, why = inventory.select_or_explain(limit_pattern(limit))
-        if not hosts and why:
-            return f"--limit {why}"
-    reasons = []
-    for item in loaded:
-        _, why = inventory.select_or_explain(item.runbook.hosts)
-        reasons.append(f"{item.name}: hosts {why}" if why else f"{item.name}: outside --limit")
-    return "; ".join(reasons)
+def load_and_plan(settings: RunSettings) -> Loaded:
+    """Load and plan (``oorfix.app.loading``), printing its warnings and why nothing is planned."""
+    loaded = plan_settings(settings)
+    for warning in loaded.warnings:
+        warn(warning)
+    if loaded.empty_because is not None:
+        make_console(stderr=True).print(f"nothing to do: {escape(loaded.empty_because)}")
+    return loaded
 
 
 runbook_args = click.argument("runbooks", nargs=-1, required=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from oorfix.app.settings import RunSettings
 from oorfix.catalog import BUILTIN
 from oorfix.cli.common import input_errors_exit, load_and_plan, runbook_args
 from oorfix.cli.options import shared
@@ -45,8 +46,10 @@ def plan(
     runbooks: tuple[str, ...], inventory_path: Path, limit: str | None, extra: tuple[str, ...]
 ) -> None:
     """Show every rendered command per host without connecting to any host."""
-    _, planned = load_and_plan(runbooks, inventory_path, extra, limit)
-    print_plan(make_console(), planned)
+    settings = RunSettings(
+        runbooks=runbooks, inventory_path=inventory_path, extra=extra, limit=limit
+    )
+    print_plan(make_console(), load_and_plan(settings).planned)
 
 
 @click.command()

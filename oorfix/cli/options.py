@@ -1,6 +1,6 @@
 """Every option that several commands share, declared once: same flags, default and help.
 
-Defaults come from ``RunSettings`` (``oorfix.cli.wiring``), the one place they live. A test
+Defaults come from ``RunSettings`` (``oorfix.app.settings``), the one place they live. A test
 walks every command and checks that a shared option reads the same wherever it appears.
 """
 
@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from oorfix.cli.settings import DEFAULT_RUNBOOKS, DEFAULTS
+from oorfix.app.settings import DEFAULT_RUNBOOKS, DEFAULTS
 from oorfix.safety.state import default_state_dir
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,20 +11,14 @@ from typing import Any
 import click
 from rich.console import Console
 
+from oorfix.app.execute import Execution, Finished, Hooks, RunSpec
+from oorfix.app.settings import RunSettings
+from oorfix.app.wiring import check_writable, keep_history, run_interruptibly, write_outputs
 from oorfix.cli.common import input_errors_exit, load_and_plan, runbook_args, settings_from, warn
 from oorfix.cli.options import RUN_OPTIONS, shared
-from oorfix.cli.settings import RunSettings
-from oorfix.cli.wiring import (
-    RunRequest,
-    assemble,
-    check_writable,
-    keep_history,
-    run_interruptibly,
-    write_outputs,
-)
 from oorfix.output.console import ConsoleObserver, make_console, print_plan, summary_table
 from oorfix.output.record import RunRecord
-from oorfix.results import RunMode, RunResult, new_run_id, utcnow
+from oorfix.results import RunMode
 from oorfix.run.planner import PlannedJob
 
 
@@ -38,27 +32,24 @@ def run(**options: Any) -> None:
     """Run runbooks against hosts: detect, and fix what is confirmed (unless --dry-run)."""
     settings = settings_from(options)
     outputs = Outputs.of("run", options)
-    inventory, planned = load_and_plan(
-        settings.runbooks, settings.inventory_path, settings.extra, settings.limit
-    )
+    loaded = load_and_plan(settings)
     mode = RunMode.DRY_RUN if options["dry_run"] else RunMode.FIX
     console = make_console(stderr=str(options["json_path"]) == "-")
-    run_id = new_run_id()
-    if not planned:
-        now = utcnow()
-        finish(RunResult(run_id, now, now, mode), settings, planned, outputs)
+    verbosity = -1 if options["quiet"] else options["verbose"]
+    observer = ConsoleObserver(console, verbosity)
+    hooks = Hooks(observer=lambda _mode: observer, approve=TerminalApprover(console))
+    execution = Execution(RunSpec("run", settings, mode), loaded, hooks)
+    if not execution.planned:
+        finish(execution.execute(), settings, execution.planned, outputs)
         sys.exit(0)
-    observer = ConsoleObserver(console, -1 if options["quiet"] else options["verbose"])
-    request = RunRequest(settings, inventory, planned, mode, run_id)
-    engine = assemble(request, observer, TerminalApprover(console))
-    observer.start(len(planned))
+    observer.start(len(execution.planned))
     try:
-        result = run_interruptibly(engine, planned, run_id, announce_signal)
+        done = run_interruptibly(execution.execute, execution.abort, announce_signal)
     finally:
         observer.stop()
-    finish(result, settings, planned, outputs)
-    console.print(summary_table(result))
-    sys.exit(result.exit_code())
+    finish(done, settings, execution.planned, outputs)
+    console.print(summary_table(done.result))
+    sys.exit(done.exit_code)
 
 
 def announce_signal(name: str) -> None:
@@ -83,29 +74,17 @@ class Outputs:
 
 
 def finish(
-    result: RunResult,
-    settings: RunSettings,
-    planned: Sequence[PlannedJob],
-    outputs: Outputs,
-    extra: Mapping[str, Any] | None = None,
+    done: Finished, settings: RunSettings, planned: Sequence[PlannedJob], outputs: Outputs
 ) -> RunRecord:
-    """Write the record where asked and keep the run in the history (``extra``: more of it)."""
-    meta = {
-        "command": outputs.command,
-        "runbooks": list(settings.runbooks),
-        "inventory": str(settings.inventory_path),
-        "limit": settings.limit,
-        **(extra or {}),
-    }
-    record = RunRecord.of(result, meta)
-    text = write_outputs(record, outputs.json_path, outputs.junit_path)
+    """Write the record where asked and keep the run in the history."""
+    text = write_outputs(done.record, outputs.json_path, outputs.junit_path)
     if text is not None:
         click.echo(text, nl=False)
     try:
-        keep_history(settings, record, planned)
+        keep_history(settings, done.record, planned)
     except OSError as exc:
         warn(f"the run was not kept in {settings.state_dir}: {exc}")
-    return record
+    return done.record
 
 
 class TerminalApprover:

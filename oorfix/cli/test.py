@@ -11,10 +11,10 @@ from typing import Any
 import click
 from rich.markup import escape
 
+from oorfix.app.settings import DEFAULT_RUNBOOKS, RunSettings
+from oorfix.app.wiring import RunRequest, Seams, assemble
 from oorfix.cli.common import input_errors_exit
 from oorfix.cli.options import shared
-from oorfix.cli.settings import DEFAULT_RUNBOOKS, RunSettings
-from oorfix.cli.wiring import RunRequest, Seams, assemble
 from oorfix.output.console import make_console
 from oorfix.output.record import write_record
 from oorfix.results import ExitCode, RunMode, RunResult, new_run_id

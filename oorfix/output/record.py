@@ -201,6 +201,9 @@ class RunRecord(_Record):
     limit: str | None = None
     results: tuple[HostRecord, ...]
     diagnosis: DiagnosisRecord | None = Field(None, description="diagnose: incidents and fixes")
+    trigger: dict[str, str] | None = Field(
+        None, description="what started the run when no person did: a schedule or an alert"
+    )
 
     @classmethod
     def of(cls, run: RunResult, meta: Mapping[str, Any] | None = None) -> RunRecord:

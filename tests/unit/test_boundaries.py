@@ -92,7 +92,9 @@ ALLOWED = {
     "testing": {"base", "runbook", "inventory", "transport", "run"},
     "output": {"base", "runbook", "inventory", "run", "safety", "diagnosis"},
     "lab": {"base", "inventory", "transport"},
+    "app": {"base", "runbook", "inventory", "transport", "safety", "run", "diagnosis", "output"},
     "cli": {
+        "app",
         "base",
         "runbook",
         "inventory",

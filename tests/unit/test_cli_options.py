@@ -11,7 +11,7 @@ import pytest
 
 from oorfix.cli import COMMANDS, main
 from oorfix.cli.options import OPTIONS, RUN_OPTIONS
-from oorfix.cli.settings import DEFAULTS, RunSettings
+from oorfix.app.settings import DEFAULTS, RunSettings
 
 # validate's -i is optional there: it only adds rendering against an inventory when given.
 EXEMPT = {("validate", "inventory_path")}

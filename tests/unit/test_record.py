@@ -98,10 +98,10 @@ def test_the_json_keeps_the_keys_of_format_1_and_adds_mode() -> None:
     assert list(data) == [
         "format", "oorfix", "run_id", "operator", "mode", "dry_run", "aborted", "start", "end",
         "exit_code", "summary", "command", "runbooks", "inventory", "limit", "results",
-        "diagnosis",
+        "diagnosis", "trigger",
     ]  # fmt: skip
-    # Every meta key is always written; diagnose's conclusions are new.
-    assert set(data) == set(old) | {"mode", "inventory", "diagnosis"}
+    # Every meta key is always written; diagnose's conclusions and the trigger are new.
+    assert set(data) == set(old) | {"mode", "inventory", "diagnosis", "trigger"}
     assert data["diagnosis"] is None
     assert list(data["results"][0]) == [*old["results"][0], "explained_by"]
     assert list(data["results"][0]["steps"][0]) == list(old["results"][0]["steps"][0])

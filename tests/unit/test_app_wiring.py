@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from oorfix.cli.settings import RunSettings
-from oorfix.cli.wiring import RunRequest, assemble, engine_options
+from oorfix.app.settings import RunSettings
+from oorfix.app.wiring import RunRequest, assemble, engine_options
 from oorfix.errors import InputError
 from oorfix.inventory.core import Inventory
 from oorfix.results import RunMode

@@ -16,16 +16,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from oorfix.cli.settings import RunSettings
+from oorfix.app.settings import RunSettings
 from oorfix.errors import InputError
 from oorfix.inventory.core import Inventory
 from oorfix.inventory.hosts import Host
 from oorfix.output.history import save_run
 from oorfix.output.record import RunRecord, write_record
 from oorfix.output.reports.junit import junit_xml
-from oorfix.results import RunMode, RunResult, utcnow
+from oorfix.results import RunMode, utcnow
 from oorfix.run.engine import Engine, EngineOptions, EngineParts, Observer, Silent
 from oorfix.run.planner import PlannedJob
 from oorfix.run.pool import ConnectionPool
@@ -174,24 +174,25 @@ def make_audit(settings: RunSettings) -> CommandAudit:
     return AuditLog(StateDir(settings.state_dir), default_owner())
 
 
-def run_interruptibly(
-    engine: Engine,
-    planned: Sequence[PlannedJob],
-    run_id: str,
-    notify: Callable[[str], None] = lambda _: None,
-) -> RunResult:
-    """SIGINT or SIGTERM: no new host or step starts; the result (and record) still comes.
+T = TypeVar("T")
 
-    ``notify`` hears the signal's name, e.g. to tell the operator what is happening.
+
+def run_interruptibly(
+    body: Callable[[], T], abort: Callable[[], None], notify: Callable[[str], None] = lambda _: None
+) -> T:
+    """``body()`` with SIGINT and SIGTERM calling ``abort`` (no new host or step starts) and
+    ``notify`` with the signal's name, e.g. to tell the operator; the result still comes.
+
+    Signal handlers can only be set from the main thread: the service stops its runs itself.
     """
 
     def stop(name: str) -> None:
         notify(name)
-        engine.abort()
+        abort()
 
     previous = {sig: _on_signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return engine.run([p.job for p in planned], run_id)
+        return body()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

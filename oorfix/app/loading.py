@@ -1,0 +1,70 @@
+"""Runbooks, inventory and ``-e`` values in, the rendered plan out: offline, no host contacted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oorfix.app.settings import DEFAULT_RUNBOOKS, RunSettings
+from oorfix.errors import InputError
+from oorfix.inventory.core import Inventory, load_inventory
+from oorfix.inventory.patterns import limit_pattern
+from oorfix.run.planner import PlannedJob, plan_run
+from oorfix.runbook.loader import LoadedRunbook, load_runbooks
+from oorfix.runbook.yamlsource import load_file
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A run's inventory and rendered plan, with what the caller should tell the user."""
+
+    inventory: Inventory
+    planned: list[PlannedJob]
+    warnings: tuple[str, ...]
+    empty_because: str | None  # why nothing is planned, in the inventory's words
+
+
+def load_and_plan(settings: RunSettings) -> Loaded:
+    """Load the settings' runbooks and inventory and render every job; InputError if bad."""
+    loaded = load_runbooks(settings.runbooks, DEFAULT_RUNBOOKS)
+    inventory = load_inventory(settings.inventory_path)
+    planned = plan_run(loaded, inventory, parse_extra_vars(settings.extra), settings.limit)
+    why = None if planned else _explain_empty(inventory, loaded, settings.limit)
+    return Loaded(inventory, planned, tuple(inventory.warnings), why)
+
+
+def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:
+    """``-e key=value`` and ``-e @file.yml`` into one mapping (later wins)."""
+    extra: dict[str, Any] = {}
+    for value in values:
+        if value.startswith("@"):
+            doc = load_file(Path(value[1:]))
+            if not isinstance(doc.data, dict):
+                raise InputError("extra vars file must be a mapping", value[1:], 1)
+            for key in doc.data:
+                if not isinstance(key, str) or not key.isidentifier():
+                    raise InputError(
+                        f"{key!r} is not a variable name", value[1:], doc.line_of((key,))
+                    )
+            extra.update(doc.data)
+        elif "=" in value and value.split("=", 1)[0].isidentifier():
+            key, _, text = value.partition("=")
+            extra[key] = text
+        else:
+            raise InputError(f"-e {value!r}: expected key=value or @file.yml")
+    return extra
+
+
+def _explain_empty(inventory: Inventory, loaded: Sequence[LoadedRunbook], limit: str | None) -> str:
+    """Why no runbook has a host: the pattern that matched nothing, in the inventory's words."""
+    if limit:
+        hosts, why = inventory.select_or_explain(limit_pattern(limit))
+        if not hosts and why:
+            return f"--limit {why}"
+    reasons = []
+    for item in loaded:
+        _, why = inventory.select_or_explain(item.runbook.hosts)
+        reasons.append(f"{item.name}: hosts {why}" if why else f"{item.name}: outside --limit")
+    return "; ".join(reasons)
