@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: test lint typecheck unit demo bench clean system-deps
+.PHONY: test lint typecheck unit demo demo-serve bench clean system-deps
 
 # Debian packages first: on a fresh machine `python3 -m venv` needs python3-venv, and the
 # integration tests and the demo run openssh-server as real hosts. Order-only, so the venv is
@@ -33,13 +33,17 @@ REQUIRE_NETNS := $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 
 test: system-deps $(STAMP) lint typecheck
 	$(BIN)/oorfix test runbooks/ -q
-	OORFIX_REQUIRE_SSHD=1 OORFIX_REQUIRE_BROWSER=1 OORFIX_REQUIRE_NETNS=$(REQUIRE_NETNS) $(BIN)/pytest
+	OORFIX_REQUIRE_SSHD=1 OORFIX_REQUIRE_BROWSER=1 OORFIX_REQUIRE_ALERTMANAGER=1 OORFIX_REQUIRE_NETNS=$(REQUIRE_NETNS) $(BIN)/pytest
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 demo: system-deps $(STAMP)
 	$(BIN)/python -m oorfix.lab.demo
+
+# The second act: `oorfix serve`, a real Alertmanager, an alert, the fix, the notification.
+demo-serve: system-deps $(STAMP)
+	$(BIN)/python -m oorfix.lab.demo_serve
 
 # The baselines, pinned, in their own virtualenv; the runtime never imports them.
 $(BENCH_STAMP): bench/baselines.txt | system-deps

@@ -18,6 +18,8 @@ command -v curl >/dev/null || need+=(curl)
 # The HTML incident report is checked in a real headless browser.
 [ -x /usr/bin/chromium ] || need+=(chromium fonts-liberation)
 command -v pgrep >/dev/null || need+=(procps)  # the tests find and reap processes with pgrep
+# The service's alert path is tested against a real Alertmanager on loopback.
+[ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${need[*]} (run as root, or install them: apt-get install ${need[*]})" >&2

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-RESOURCES = ("SSHD", "BROWSER", "NETNS")
+RESOURCES = ("SSHD", "BROWSER", "NETNS", "ALERTMANAGER")
 
 
 def require(resource: str, available: bool, why: str) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oorfix.app.settings import DEFAULT_RUNBOOKS, RunSettings
+from oorfix.app.settings import RunSettings
 from oorfix.errors import InputError
 from oorfix.inventory.core import Inventory, load_inventory
 from oorfix.inventory.patterns import limit_pattern
@@ -28,7 +28,7 @@ class Loaded:
 
 def load_and_plan(settings: RunSettings) -> Loaded:
     """Load the settings' runbooks and inventory and render every job; InputError if bad."""
-    loaded = load_runbooks(settings.runbooks, DEFAULT_RUNBOOKS)
+    loaded = load_runbooks(settings.runbooks, settings.runbook_dir)
     inventory = load_inventory(settings.inventory_path)
     planned = plan_run(loaded, inventory, parse_extra_vars(settings.extra), settings.limit)
     why = None if planned else _explain_empty(inventory, loaded, settings.limit)

@@ -15,7 +15,8 @@ DEFAULT_RUNBOOKS = Path("runbooks")
 class RunSettings:
     """What to run, where and how carefully; every default of a run is here."""
 
-    runbooks: tuple[str, ...] = ()
+    runbooks: tuple[str, ...] = ()  # files, directories, or names found in runbook_dir
+    runbook_dir: Path = DEFAULT_RUNBOOKS
     inventory_path: Path = DEFAULT_INVENTORY
     limit: str | None = None
     extra: tuple[str, ...] = ()

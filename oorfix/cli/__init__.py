@@ -54,6 +54,14 @@ COMMANDS = {
         "oorfix.cli.report:runs",
         "List past runs, newest first: id, when, who, what, outcome.",
     ),
+    "schedule": (
+        "oorfix.cli.serve:schedule",
+        "The service's schedules: list them, or export them as systemd timers or cron lines.",
+    ),
+    "serve": (
+        "oorfix.cli.serve:serve",
+        "Run the service: schedules, Alertmanager webhooks, metrics and the dashboard.",
+    ),
     "test": (
         "oorfix.cli.test:test",
         "Run the runbook test scenarios (*.test.yml) against scripted hosts, offline.",

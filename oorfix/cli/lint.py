@@ -76,9 +76,14 @@ def catalog(runbook_dir: Path) -> None:
 @click.option("--record", is_flag=True, help="the run record's schema instead")
 @click.option("--catalog", is_flag=True, help="the schema of a site's catalog.yml instead")
 @click.option("--test", "tests", is_flag=True, help="the schema of runbook test files instead")
-def schema(record: bool, catalog: bool, tests: bool) -> None:
+@click.option("--serve", is_flag=True, help="the schema of the service's serve.yml instead")
+def schema(record: bool, catalog: bool, tests: bool, serve: bool) -> None:
     """Print the JSON Schema of runbook files (or of the run record, catalog.yml, tests)."""
-    if record:
+    if serve:
+        from oorfix.serve.config import schema as serve_schema  # croniter only when asked
+
+        found = serve_schema()
+    elif record:
         found = record_json_schema()
     elif catalog:
         found = catalog_schema()

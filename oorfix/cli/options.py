@@ -92,7 +92,7 @@ OPTIONS: dict[str, Callable[[F], F]] = {
         type=PathType,
         default=DEFAULT_RUNBOOKS,
         show_default=True,
-        help="the directory of runbooks",
+        help="the directory of runbooks (run: where runbook names are looked up)",
     ),
 }
 

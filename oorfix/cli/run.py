@@ -26,14 +26,24 @@ from oorfix.run.planner import PlannedJob
 @runbook_args
 @shared(*RUN_OPTIONS[:3])
 @shared("dry_run")
+@click.option(
+    "--detect-only",
+    is_flag=True,
+    help="check and collect evidence; change nothing and render no fix",
+)
+@shared("runbook_dir")
 @shared(*RUN_OPTIONS[3:])
 @input_errors_exit
 def run(**options: Any) -> None:
     """Run runbooks against hosts: detect, and fix what is confirmed (unless --dry-run)."""
+    if options["dry_run"] and options["detect_only"]:
+        raise click.UsageError("--dry-run and --detect-only exclude each other")
     settings = settings_from(options)
     outputs = Outputs.of("run", options)
     loaded = load_and_plan(settings)
     mode = RunMode.DRY_RUN if options["dry_run"] else RunMode.FIX
+    if options["detect_only"]:
+        mode = RunMode.DETECT
     console = make_console(stderr=str(options["json_path"]) == "-")
     verbosity = -1 if options["quiet"] else options["verbose"]
     observer = ConsoleObserver(console, verbosity)

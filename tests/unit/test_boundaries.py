@@ -93,8 +93,10 @@ ALLOWED = {
     "output": {"base", "runbook", "inventory", "run", "safety", "diagnosis"},
     "lab": {"base", "inventory", "transport"},
     "app": {"base", "runbook", "inventory", "transport", "safety", "run", "diagnosis", "output"},
+    "serve": {"base", "runbook", "inventory", "safety", "run", "diagnosis", "output", "app"},
     "cli": {
         "app",
+        "serve",
         "base",
         "runbook",
         "inventory",

@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 import pytest
 
+from oorfix.app.settings import DEFAULTS, RunSettings
 from oorfix.cli import COMMANDS, main
 from oorfix.cli.options import OPTIONS, RUN_OPTIONS
-from oorfix.app.settings import DEFAULTS, RunSettings
 
 # validate's -i is optional there: it only adds rendering against an inventory when given.
 EXEMPT = {("validate", "inventory_path")}
