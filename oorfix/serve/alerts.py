@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from oorfix.inventory.core import Inventory
+from oorfix.inventory.hosts import ADDRESS_VARS, Host
 from oorfix.serve.config import Route
 from oorfix.serve.jobs import QueuedJob, new_job_id
 from oorfix.serve.model import AlertEntry
@@ -41,7 +42,7 @@ class AMAlert(BaseModel):
     endsAt: datetime | None = None
     fingerprint: str
 
-    @field_validator("labels", "annotations")
+    @field_validator("labels")
     @classmethod
     def _bounded(cls, value: dict[str, str]) -> dict[str, str]:
         if len(value) > _MAX_LABELS:
@@ -49,6 +50,15 @@ class AMAlert(BaseModel):
         for key, text in value.items():
             if len(key) > _MAX_VALUE or len(text) > _MAX_VALUE:
                 raise ValueError(f"a key or value longer than {_MAX_VALUE} characters")
+        return value
+
+    @field_validator("annotations")
+    @classmethod
+    def _notes(cls, value: dict[str, str]) -> dict[str, str]:
+        # Annotations are prose (description, runbook_url) and never routed on: the body's
+        # size limit bounds them; only their number is capped here.
+        if len(value) > _MAX_LABELS:
+            raise ValueError(f"more than {_MAX_LABELS} entries")
         return value
 
     @field_validator("fingerprint")
@@ -91,16 +101,14 @@ def find_host(inventory: Inventory, value: str | None) -> tuple[str | None, str]
     if not value:
         return None, "the host label is missing or empty"
     candidates = [value]
-    port = _PORT.match(value)
+    port = _PORT.fullmatch(value)
     if port:
         candidates.append(port["host"].strip("[]"))
     for candidate in candidates:
         if candidate in inventory.hosts:
             return _limitable(candidate)
     for candidate in candidates:
-        named = [
-            h.name for h in inventory.hosts.values() if h.vars.get("ansible_host") == candidate
-        ]
+        named = [h.name for h in inventory.hosts.values() if _address(h) == candidate]
         if len(named) == 1:
             return _limitable(named[0])
         if len(named) > 1:
@@ -108,8 +116,16 @@ def find_host(inventory: Inventory, value: str | None) -> tuple[str | None, str]
     return None, f"no inventory host is named {value!r} or has that address"
 
 
+def _address(host: Host) -> str | None:
+    """The address a host is reached at, by the variables the connection reads."""
+    for key in ADDRESS_VARS:
+        if host.vars.get(key) is not None:
+            return str(host.vars[key])
+    return None
+
+
 def _limitable(name: str) -> tuple[str | None, str]:
-    if _LIMITABLE.match(name):
+    if _LIMITABLE.fullmatch(name):
         return name, ""
     return None, f"the inventory host {name!r} cannot be named alone in a limit pattern"
 

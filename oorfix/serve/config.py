@@ -26,12 +26,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -44,7 +44,7 @@ from pydantic import (
 
 from oorfix.errors import InputError, InputErrors, RunbookError
 from oorfix.runbook.durations import parse_duration
-from oorfix.runbook.validation import validation_errors
+from oorfix.runbook.validation import format_loc, validation_errors
 from oorfix.runbook.yamlsource import load_file
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -205,6 +205,10 @@ class Schedule(_Model):
     def _cron(cls, value: str) -> str:
         if len(value.split()) != 5 or not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a five-field cron expression")
+        try:  # valid syntax may still never fire (February 30)
+            croniter(value, datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC"))).get_next(datetime)
+        except CroniterBadDateError:
+            raise ValueError(f"{value!r} never fires") from None
         return value
 
     @field_validator("timezone")
@@ -222,13 +226,24 @@ class Schedule(_Model):
         return ZoneInfo(self.timezone)
 
     def next_after(self, moment: datetime) -> datetime:
-        """The first start strictly after ``moment`` (aware), in the schedule's zone."""
-        return croniter(self.cron, moment.astimezone(self.zone)).get_next(datetime)
+        """The first start strictly after ``moment`` (aware), in the schedule's zone.
+
+        A local time the clock shows twice (the autumn change) starts the job once, as cron
+        does: a start whose wall time is not later than ``moment``'s is skipped.
+        """
+        local = moment.astimezone(self.zone)
+        starts = croniter(self.cron, local)
+        start: datetime = starts.get_next(datetime)
+        while start.replace(tzinfo=None) <= local.replace(tzinfo=None):
+            start = starts.get_next(datetime)
+        return start
 
     def previous_before(self, moment: datetime) -> datetime:
         """The last start at or before ``moment``."""
-        after = moment.astimezone(self.zone)
-        return croniter(self.cron, after).get_prev(datetime)
+        # croniter's get_prev is strictly before: start from just after the moment.
+        after = moment.astimezone(self.zone) + timedelta(seconds=1)
+        start: datetime = croniter(self.cron, after).get_prev(datetime)
+        return start
 
 
 class Route(_Model):
@@ -331,26 +346,37 @@ class ServeConfig(_Model):
     dashboard: Dashboard = Field(default_factory=Dashboard)
 
     @model_validator(mode="after")
-    def _consistent(self) -> ServeConfig:
-        if not self.listen.loopback and self.dashboard.token is None:
-            raise ValueError(f"listen.host {self.listen.host} is not loopback: set dashboard.token")
-        for kind, names in (
-            ("schedule", [s.name for s in self.schedules]),
-            ("notify target", [t.name for t in self.notify]),
-        ):
-            duplicates = sorted({n for n in names if names.count(n) > 1})
-            if duplicates:
-                raise ValueError(f"{kind} names must be unique: {', '.join(duplicates)}")
-        known = {t.name for t in self.notify}
-        users: list[tuple[str, list[str] | None]] = [
-            (f"schedule {s.name}", s.notify) for s in self.schedules
-        ]
-        users += [(f"route {r.name}", r.notify) for r in self.routes]
-        for who, targets in users:
-            unknown = [n for n in targets or [] if n not in known]
-            if unknown:
-                raise ValueError(f"{who}: unknown notify target {unknown[0]!r}")
+    def _consistent(self, info: ValidationInfo) -> ServeConfig:
+        # load_config reports these itself, each at its own line and key.
+        if not (info.context or {}).get("located") and (found := self.problems()):
+            raise ValueError(found[0][1])
         return self
+
+    def problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """What is wrong across sections, each with where it is (a key path in the file)."""
+        found: list[tuple[tuple[str | int, ...], str]] = []
+        if not self.listen.loopback and self.dashboard.token is None:
+            why = f"{self.listen.host} is not loopback: set dashboard.token"
+            found.append((("listen", "host"), why))
+        for section, names in (
+            ("schedules", [s.name for s in self.schedules]),
+            ("notify", [t.name for t in self.notify]),
+        ):
+            for i, name in enumerate(names):
+                if name in names[:i]:
+                    found.append(((section, i, "name"), f"{name!r} is used twice"))
+        known = {t.name for t in self.notify}
+        users: list[tuple[tuple[str | int, ...], list[str] | None]] = [
+            (("schedules", i, "notify"), s.notify) for i, s in enumerate(self.schedules)
+        ]
+        users += [
+            (("alertmanager", "routes", i, "notify"), r.notify) for i, r in enumerate(self.routes)
+        ]
+        for where, targets in users:
+            for j, name in enumerate(targets or []):
+                if name not in known:
+                    found.append(((*where, j), f"unknown notify target {name!r}"))
+        return found
 
     @property
     def routes(self) -> list[Route]:
@@ -365,10 +391,17 @@ def load_config(path: Path) -> ServeConfig:
         raise RunbookError("the service configuration is a mapping", path, 1)
     try:
         # Secret files, like every path in the file, are relative to the file.
-        config = ServeConfig.model_validate(doc.data, context={"base": path.parent})
+        context = {"base": path.parent, "located": True}
+        config = ServeConfig.model_validate(doc.data, context=context)
     except ValidationError as exc:
         errors = validation_errors(doc, exc)
         raise errors[0] if len(errors) == 1 else InputErrors(errors) from None
+    located: list[InputError] = [
+        RunbookError(f"{format_loc(loc)}: {message}", path, doc.line_of(loc))
+        for loc, message in config.problems()
+    ]
+    if located:
+        raise located[0] if len(located) == 1 else InputErrors(located)
     return _relative_to(config, path.parent)
 
 

@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from oorfix.app.wiring import Seams
+from oorfix.cli import main
 from oorfix.errors import InputError
 from oorfix.output.history import list_runs, load_run
 from oorfix.results import ExitCode
 from oorfix.safety.state import StateDir
 from oorfix.serve.alerts import AMPayload
 from oorfix.serve.config import ServeConfig, Target
+from oorfix.serve.dashboard import dashboard_page
 from oorfix.serve.notify import Notifier
 from oorfix.serve.service import Parts, Service
 from oorfix.serve.state import ServiceState
@@ -148,6 +151,13 @@ def test_a_schedule_starts_on_time_and_its_run_is_kept_with_its_trigger(tmp_path
     assert status.last_exit == ExitCode.OK
     assert status.next_start == datetime(2026, 12, 3, 10, 10, tzinfo=UTC)
     assert list((tmp_path / "state" / "serve" / "queue").glob("*.json")) == []
+    # `oorfix runs` and the dashboard show it.
+    listed = CliRunner().invoke(main, ["runs", "--state-dir", str(tmp_path / "state")])
+    assert listed.exit_code == 0, listed.output
+    assert record.run_id in listed.output
+    page = dashboard_page(rig.service.dashboard())
+    assert f"/runs/{record.run_id}" in page
+    assert "every-ten" in page
     rig.service.stop(timeout=60)
     # The unattended fix was notified, once.
     assert [(b["event"], b["host"]) for b in rig.posts.bodies] == [("fixed", "h1")]
