@@ -9,7 +9,7 @@
     GET  /api/v1/schedules       schedules with next and last starts
     GET  /api/v1/alerts          recent alerts and what was done with them
     GET  /api/v1/jobs            jobs queued or running
-    GET  /                       the dashboard;  GET /runs/ID  a run's incident report
+    GET  /                       the dashboard;  GET /runs  every run;  GET /runs/ID  a report
 
 Reads need no login on loopback; elsewhere (or when a dashboard token is set) they need
 ``Authorization: Bearer TOKEN`` or the cookie that ``/?token=TOKEN`` sets. The webhook always
@@ -38,7 +38,7 @@ from oorfix.output.history import list_runs, load_run
 from oorfix.output.record import RunRecord
 from oorfix.output.reports.html import html_report
 from oorfix.serve.alerts import AMPayload
-from oorfix.serve.dashboard import dashboard_page
+from oorfix.serve.dashboard import dashboard_page, runs_page
 from oorfix.serve.service import Service
 
 log = logging.getLogger("oorfix.serve")
@@ -93,6 +93,7 @@ def make_app(service: Service, secrets: Secrets) -> web.Application:
     app.router.add_get("/api/v1/alerts", api.read(api.alerts))
     app.router.add_get("/api/v1/jobs", api.read(api.jobs))
     app.router.add_get("/", api.read(api.dashboard))
+    app.router.add_get("/runs", api.read(api.all_runs))
     app.router.add_get("/runs/{run_id}", api.read(api.report))
     return app
 
@@ -255,6 +256,11 @@ class _Api:
         """The dashboard page."""
         data = await asyncio.to_thread(self.service.dashboard)
         return web.Response(text=dashboard_page(data), content_type="text/html")
+
+    async def all_runs(self, request: web.Request) -> web.Response:
+        """Every run kept, newest first."""
+        summaries = await asyncio.to_thread(list_runs, self.service.state_dir)
+        return web.Response(text=runs_page(summaries), content_type="text/html")
 
     async def report(self, request: web.Request) -> web.Response:
         """One run's incident report."""

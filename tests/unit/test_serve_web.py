@@ -132,7 +132,8 @@ def test_oversized_and_malformed_bodies_are_refused(tmp_path: Path) -> None:
 
 def test_reads_are_open_on_loopback_and_carry_security_headers(tmp_path: Path) -> None:
     async def check(client: TestClient[Any, Any], rig: Rig) -> None:
-        for path in ("/", "/api/v1/runs", "/api/v1/schedules", "/api/v1/alerts", "/metrics"):
+        paths = ("/", "/runs", "/api/v1/runs", "/api/v1/schedules", "/api/v1/alerts", "/metrics")
+        for path in paths:
             response = await client.get(path)
             assert response.status == 200, path
             assert response.headers["X-Content-Type-Options"] == "nosniff"
