@@ -42,6 +42,7 @@ class SshdServer:
         user: str | None = None,
         environments: Mapping[str, Mapping[str, str]] | None = None,
         force_commands: Mapping[str, str] | None = None,
+        extra_config: Sequence[str] = (),
     ) -> None:
         self.directory = Path(directory).resolve()
         self.addresses = tuple(addresses)
@@ -51,6 +52,9 @@ class SshdServer:
         self.environments = dict(environments or {})
         # Per address: a command sessions there run instead (a lab host's namespace entry).
         self.force_commands = dict(force_commands or {})
+        # Lines put before the defaults: sshd keeps the first value of a keyword, so these win
+        # (a HostCertificate, AllowTcpForwarding for a jump host).
+        self.extra_config = tuple(extra_config)
         self.port = 0
         self.host_key = self.directory / "ssh_host_ed25519_key"
         self.client_key = self.directory / "client_key"
@@ -221,7 +225,8 @@ class SshdServer:
             "MaxStartups 200",
             "LogLevel INFO",
         ]
-        return "\n".join(listen + settings + self._match_blocks()) + "\n"
+        lines = [*listen, *self.extra_config, *settings, *self._match_blocks()]
+        return "\n".join(lines) + "\n"
 
     def _match_blocks(self) -> list[str]:
         """A ``Match LocalAddress`` block per address that has session variables."""
