@@ -20,6 +20,8 @@ command -v curl >/dev/null || need+=(curl)
 command -v pgrep >/dev/null || need+=(procps)  # the tests find and reap processes with pgrep
 # The service's alert path is tested against a real Alertmanager on loopback.
 [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
+# Privilege escalation (become) is tested with a real sudo and a throwaway user.
+command -v sudo >/dev/null || need+=(sudo)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${need[*]} (run as root, or install them: apt-get install ${need[*]})" >&2

@@ -249,6 +249,7 @@ def plan_data(planned: Sequence[PlannedJob]) -> list[dict[str, Any]]:
                     "command": str(s.command),
                     "mutating": s.mutating,
                     "on": [h.name for h in s.targets] if s.step.on else None,
+                    "become": {h: b.user for h, b in s.become.items() if b is not None} or None,
                 }
                 for s in p.steps
             ],

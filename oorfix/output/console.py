@@ -136,7 +136,7 @@ def summary_table(run: RunResult, command: str = "run") -> Table:
 
 
 def print_plan(console: Console, planned: Sequence[PlannedJob], changes_only: bool = False) -> None:
-    """Every rendered command per host and phase; mutating steps are marked."""
+    """Every rendered command per host and phase; mutating and privileged steps are marked."""
     for item in planned:
         job = item.job
         console.print(
@@ -148,7 +148,9 @@ def print_plan(console: Console, planned: Sequence[PlannedJob], changes_only: bo
             mark = "[yellow]change[/]" if step.mutating else "[dim]read  [/]"
             on = f" on {','.join(h.name for h in step.targets)}" if step.step.on else ""
             when = f" [dim]when {escape(step.when)}[/]" if step.when else ""
-            console.print(f"  {mark} {step.phase:<9} {escape(step.label)}{on}{when}")
+            users = sorted({b.user for b in step.become.values() if b is not None})
+            runs_as = f" [bold red]as {escape(','.join(users))}[/]" if users else ""
+            console.print(f"  {mark} {step.phase:<9} {escape(step.label)}{on}{when}{runs_as}")
             console.print(f"           $ {escape(str(step.command))}", style="dim")
 
 

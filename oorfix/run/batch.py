@@ -26,7 +26,7 @@ from oorfix.transport.base import Transport
 
 def _batchable(step: Step, registers: frozenset[str]) -> bool:
     """A plain check on the job's own host, with nothing that depends on earlier steps."""
-    plain = step.kind == "run" and step.on is None and step.when is None and not step.sudo
+    plain = step.kind == "run" and step.on is None and step.when is None and not step.privileged
     return plain and step.stdin is None and not uses_registers(step, registers)
 
 

@@ -15,6 +15,7 @@ from oorfix.errors import InputError, InputErrors, TemplateError
 from oorfix.inventory.core import Inventory
 from oorfix.inventory.hosts import Host
 from oorfix.inventory.patterns import limit_pattern
+from oorfix.run.become import become_passwords
 from oorfix.run.jobs import Job, make_job, phase_steps, registered_names
 from oorfix.run.render import Deferred, RenderedStep, render_step
 from oorfix.run.variables import inventory_secrets
@@ -117,7 +118,7 @@ def plan_run(
     if limit is not None:
         limit = limit_pattern(limit)
     allowed = {h.name for h in inventory.select(limit)} if limit is not None else None
-    site = inventory_secrets(inventory)
+    site = [*inventory_secrets(inventory), *become_passwords(inventory.hosts)]
     planned: list[PlannedJob] = []
     errors: list[InputError] = []
     for loaded in runbooks:

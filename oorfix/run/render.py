@@ -9,7 +9,7 @@ contacted; an action whose parameters come from such values is rendered at run t
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from oorfix.errors import TemplateError
@@ -17,10 +17,12 @@ from oorfix.inventory.core import Inventory
 from oorfix.inventory.hosts import Host
 from oorfix.redact import Command
 from oorfix.results import Phase
+from oorfix.run.become import become_for
 from oorfix.run.jobs import Job
 from oorfix.runbook import actions, templating
 from oorfix.runbook.loader import template_fields
 from oorfix.runbook.models import Step
+from oorfix.transport.shell import Become
 
 WAIT_FOR_MARGIN = 10.0
 
@@ -57,6 +59,8 @@ class RenderedStep:
     targets: tuple[Host, ...]
     mutating: bool
     timeout: float
+    # Per target host name: how the step runs privileged there (None: as the login user).
+    become: Mapping[str, Become | None] = field(default_factory=dict)
 
     @property
     def when(self) -> str | None:
@@ -130,12 +134,14 @@ def render_step(
 ) -> RenderedStep:
     """Render label, command and targets; raises TemplateError or ActionError."""
     label = job.redactor(templating.render_text(step.label, context))
+    targets = resolve_targets(job, step, context, inventory)
     return RenderedStep(
         phase=phase,
         step=step,
         label=label,
         command=render_command(job, step, context, label),
-        targets=resolve_targets(job, step, context, inventory),
+        targets=targets,
         mutating=is_mutating(phase, step),
         timeout=step_timeout(job, step),
+        become={host.name: become_for(step, host) for host in targets},
     )

@@ -174,7 +174,7 @@ class StepExecutor:
         pending = self.scope.trail.before(self.job, rendered, target)
         try:
             raw = given or transport.run(
-                rendered.command, timeout=rendered.timeout, sudo=rendered.step.sudo
+                rendered.command, timeout=rendered.timeout, become=rendered.become.get(target.name)
             )
         except (ConnectionLost, ConnectError) as exc:
             self.scope.pool.discard(target)

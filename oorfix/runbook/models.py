@@ -167,7 +167,12 @@ class Step(_Model):
     route: RouteParams | None = None
     wait_for: WaitForParams | None = None
     failover: FailoverParams | None = None
-    sudo: StrictBool = False
+    sudo: StrictBool = Field(
+        False, description="run privileged, as the host's become user (default root)"
+    )
+    become_user: str | None = Field(
+        None, min_length=1, description="run privileged as this user (implies sudo)"
+    )
     timeout: Seconds | None = Field(None, gt=0, description="default: the runbook's step_timeout")
     on: str | None = Field(None, description="run on this inventory host pattern instead")
     when: str | None = Field(None, description="jinja expression; false skips the step")
@@ -195,6 +200,11 @@ class Step(_Model):
             found = ", ".join(given) or "none"
             raise ValueError(f"a step needs exactly one of {names} (found: {found})")
         return self
+
+    @property
+    def privileged(self) -> bool:
+        """Whether the step runs as another user (sudo, or su from a root login)."""
+        return self.sudo or self.become_user is not None
 
     @property
     def kind(self) -> str:

@@ -16,6 +16,7 @@ from oorfix.inventory.hosts import Host
 from oorfix.redact import Command
 from oorfix.results import CommandResult, Output
 from oorfix.testing.models import Reply, Rule
+from oorfix.transport.shell import Become
 
 TIMED_OUT_RC = 124  # what `timeout` exits with
 
@@ -27,7 +28,7 @@ class Sent:
     host: str
     label: str | None
     text: str  # as shown: secrets masked
-    sudo: bool
+    sudo: bool  # whether it ran privileged (sudo or su)
 
 
 @dataclass
@@ -84,9 +85,11 @@ class ScriptedTransport:
             raise ConnectError(self.name, "connection refused (scenario: unreachable)")
         self.connected = True
 
-    def run(self, command: Command, *, timeout: float, sudo: bool = False) -> CommandResult:
+    def run(
+        self, command: Command, *, timeout: float, become: Become | None = None
+    ) -> CommandResult:
         """Answer as scripted; an unscripted command is refused."""
-        reply = self.script.answer(self.name, command, sudo)
+        reply = self.script.answer(self.name, command, become is not None)
         if reply is None:
             label = f" (step {command.label!r})" if command.label else ""
             raise ControllerError(f"{self.name}: unscripted command{label}: {command}")

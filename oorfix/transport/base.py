@@ -8,6 +8,7 @@ from typing import Protocol
 
 from oorfix.redact import Command
 from oorfix.results import CommandResult
+from oorfix.transport.shell import Become
 
 DEFAULT_COMMAND_TIMEOUT = 60.0
 # Bytes kept from the start and from the end of each output stream; the rest is counted.
@@ -38,7 +39,9 @@ class Transport(Protocol):
         """Open the connection; raises ConnectError (HostKeyError for a refused key)."""
         ...
 
-    def run(self, command: Command, *, timeout: float, sudo: bool = False) -> CommandResult:
+    def run(
+        self, command: Command, *, timeout: float, become: Become | None = None
+    ) -> CommandResult:
         """Run a shell command; non-zero exit and timeout are data; a lost link raises."""
         ...
 

@@ -18,7 +18,7 @@ from oorfix.results import CommandResult
 from oorfix.transport.base import ConnectOptions
 from oorfix.transport.capture import Capture
 from oorfix.transport.common import EXIT_DRAIN_IDLE, POLL, READ_SIZE, Attempt, captures
-from oorfix.transport.shell import sudo_needed, wrap
+from oorfix.transport.shell import Become, privileged, wrap
 
 _LOG = logging.getLogger(__name__)
 
@@ -47,13 +47,16 @@ class LocalTransport:
     def close(self) -> None:
         """Nothing to release; every run cleans up after itself."""
 
-    def run(self, command: Command, *, timeout: float, sudo: bool = False) -> CommandResult:
+    def run(
+        self, command: Command, *, timeout: float, become: Become | None = None
+    ) -> CommandResult:
         """Run a shell command; non-zero exit and timeout are data."""
         grace = self.options.kill_grace
-        sudo = sudo_needed(sudo, getpass.getuser())
-        wrapped = wrap(command.text, timeout=timeout, sudo=sudo, kill_grace=grace)
+        become = privileged(become, getpass.getuser())
+        wrapped = wrap(command.text, timeout=timeout, kill_grace=grace, become=become)
         attempt = Attempt(command, timeout, grace)
-        streams = self._spawn(wrapped, command.stdin)
+        stdin = become.stdin(command.stdin) if become is not None else command.stdin
+        streams = self._spawn(wrapped, stdin)
         try:
             expired = _pump(streams, attempt.deadline)
             rc = None if expired else _returncode(streams.proc, attempt.deadline)

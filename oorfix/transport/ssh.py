@@ -41,7 +41,7 @@ from oorfix.transport.common import (
     raise_local_shortage,
 )
 from oorfix.transport.known_hosts import KnownHost
-from oorfix.transport.shell import sudo_needed, wrap
+from oorfix.transport.shell import Become, privileged, wrap
 
 _LOG = logging.getLogger(__name__)
 
@@ -142,11 +142,14 @@ class SshTransport:
         if client is not None:
             _close_client(client)
 
-    def run(self, command: Command, *, timeout: float, sudo: bool = False) -> CommandResult:
+    def run(
+        self, command: Command, *, timeout: float, become: Become | None = None
+    ) -> CommandResult:
         """Run a shell command; non-zero exit and timeout are data; a lost link raises."""
         grace = self.options.kill_grace
-        sudo = sudo_needed(sudo, self.conn.user or getpass.getuser())
-        wrapped = wrap(command.text, timeout=timeout, sudo=sudo, kill_grace=grace)
+        become = privileged(become, self.conn.user or getpass.getuser())
+        wrapped = wrap(command.text, timeout=timeout, kill_grace=grace, become=become)
+        stdin = become.stdin(command.stdin) if become is not None else command.stdin
         out, err = captures(self.options)
         attempt = Attempt(command, timeout, grace)
         # Mid-session: whatever goes wrong now, a refused session included, is a lost
@@ -156,7 +159,7 @@ class SshTransport:
             channel = transport.open_session(timeout=self.options.connect_timeout)
             try:
                 self._exec(channel, wrapped)
-                expired = _pump(channel, command.stdin, out, err, attempt.deadline)
+                expired = _pump(channel, stdin, out, err, attempt.deadline)
                 rc = None if expired else self._exit_status(channel, transport)
             finally:
                 channel.close()

@@ -31,6 +31,7 @@ from oorfix.run.pool import ConnectionPool
 from oorfix.runbook.loader import load_runbook
 from oorfix.safety.audit import NoAudit
 from oorfix.safety.gates import OpenGate
+from oorfix.transport.shell import Become
 from tests.support import require
 from tests.unit.fakes import FakeTransport, Reply, Script
 
@@ -74,10 +75,12 @@ all:
 class SlowFake(FakeTransport):
     """A fake host that takes a little time per command, so the timeline has real spans."""
 
-    def run(self, command: Command, *, timeout: float, sudo: bool = False) -> CommandResult:
+    def run(
+        self, command: Command, *, timeout: float, become: Become | None = None
+    ) -> CommandResult:
         started = utcnow()
         time.sleep(0.02)
-        return replace(super().run(command, timeout=timeout, sudo=sudo), started=started)
+        return replace(super().run(command, timeout=timeout, become=become), started=started)
 
 
 def scripts() -> dict[str, Script]:

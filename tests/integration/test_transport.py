@@ -40,6 +40,7 @@ from oorfix.transport import ConnectOptions, Transport, open_transport
 from oorfix.transport import common as common_module
 from oorfix.transport import local as local_module
 from oorfix.transport import ssh as ssh_module
+from oorfix.transport.shell import Become
 
 pytestmark = pytest.mark.integration
 
@@ -204,7 +205,7 @@ class TestContract:
 
     def test_sudo_never_prompts(self, transport: Transport) -> None:
         started = time.monotonic()
-        result = transport.run(Command("id -u"), timeout=10, sudo=True)
+        result = transport.run(Command("id -u"), timeout=10, become=Become())
         assert time.monotonic() - started < 5
         if os.geteuid() == 0:  # logged in as root: sudo is skipped, not required
             assert (result.rc, result.stdout.text) == (0, "0\n")

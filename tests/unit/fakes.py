@@ -17,6 +17,7 @@ from oorfix.run.engine import Engine, EngineOptions, EngineParts
 from oorfix.run.pool import ConnectionPool
 from oorfix.safety.audit import NoAudit
 from oorfix.safety.gates import Gate, OpenGate
+from oorfix.transport.shell import Become
 
 
 @dataclass
@@ -57,8 +58,9 @@ class FakeTransport:
 
     name: str
     script: Script
-    sent: list[tuple[str, str, bool]]  # (host, raw command text, sudo)
+    sent: list[tuple[str, str, bool]]  # (host, raw command text, privileged)
     connected: bool = False
+    becomes: list[Become | None] = field(default_factory=list)
 
     def connect(self) -> None:
         if self.script.unreachable:
@@ -67,9 +69,12 @@ class FakeTransport:
             raise ControllerError(f"{self.name}: {self.script.shortage}")
         self.connected = True
 
-    def run(self, command: Command, *, timeout: float, sudo: bool = False) -> CommandResult:
+    def run(
+        self, command: Command, *, timeout: float, become: Become | None = None
+    ) -> CommandResult:
         assert self.connected, "run() before connect()"
-        self.sent.append((self.name, command.text, sudo))
+        self.sent.append((self.name, command.text, become is not None))
+        self.becomes.append(become)
         for pattern, replies in self.script.rules:
             if pattern.search(command.text):
                 reply = replies.pop(0) if len(replies) > 1 else replies[0]

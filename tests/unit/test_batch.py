@@ -20,6 +20,7 @@ from oorfix.run.planner import plan_run
 from oorfix.run.pool import ConnectionPool
 from oorfix.runbook.loader import load_runbook
 from oorfix.transport import ConnectOptions, open_transport
+from oorfix.transport.shell import Become
 
 from .fakes import make_engine
 
@@ -127,9 +128,11 @@ class CountingTransport:
     def connect(self) -> None:
         self.inner.connect()
 
-    def run(self, command: Command, *, timeout: float, sudo: bool = False) -> CommandResult:
+    def run(
+        self, command: Command, *, timeout: float, become: Become | None = None
+    ) -> CommandResult:
         CountingTransport.calls.append(command.text)
-        return self.inner.run(command, timeout=timeout, sudo=sudo)
+        return self.inner.run(command, timeout=timeout, become=become)
 
     def close(self) -> None:
         self.inner.close()

@@ -18,6 +18,7 @@ from oorfix.run.engine import EngineOptions
 from oorfix.run.planner import plan_run
 from oorfix.run.pool import ConnectionPool
 from oorfix.runbook.loader import LoadedRunbook
+from oorfix.transport.shell import Become
 
 from .fakes import make_engine
 
@@ -92,7 +93,9 @@ class SlowTransport:
         self.connected = True
         self.meter.opened(+1)
 
-    def run(self, command: Command, *, timeout: float, sudo: bool = False) -> CommandResult:
+    def run(
+        self, command: Command, *, timeout: float, become: Become | None = None
+    ) -> CommandResult:
         assert self.connected, "run() before connect()"
         self.meter.enter(self.name)
         self.meter.leave()
