@@ -107,7 +107,8 @@ def prefetch_detect(
     finally:
         if in_flight is not None:
             in_flight.remove(marker)
-    for (index, step_id), result in zip(owners, parse(items, raw.stdout.text, marker), strict=True):
+    results = parse(items, raw.stdout.text, marker, raw.started)
+    for (index, step_id), result in zip(owners, results, strict=True):
         if result is not None:
             given[index][step_id] = result
     return given

@@ -1,42 +1,51 @@
 """The script that runs many read-only checks of one host in one round trip, and its reading.
 
-Each check costs the host what the check itself costs plus its time limit: it runs as
-``timeout -k GRACE LIMIT sh -c CHECK`` (a check of plain words without ``sh -c``: one exec
-fewer) with stdout and stderr redirected to files of its own,
-and its exit status and start and end times are kept in shell variables (times come from
-``read`` on ``/proc/uptime``, a shell builtin, so no ``date`` is forked per check). Only when
-every check has run does the script print, after a random marker:
+Each check costs the host what the same command costs in a plain script: it is started
+directly (a check of plain words without ``sh -c``), in the background, with stdout and
+stderr redirected to files of its own, and the script waits for it. Its exit status and
+start and end times are kept in shell variables (times come from ``read`` on
+``/proc/uptime``, a shell builtin). Time limits are enforced on the host by one watchdog per
+batch, a subshell that ticks every ``TICK`` seconds: when the running check has used its
+ticks it sends TERM to the check and its descendants, ``KILL_GRACE`` later KILL, and leaves a
+mark so the check reads as timed out (124, or 137 when KILL was needed), as coreutils
+``timeout`` reports it. A check is never stopped before its limit, and at most a tick late.
 
-    MARKER times UPTIME0 EPOCH_NS0 i:rc:start:end ...   the checks that ran
-    MARKER sizes, then ``wc -c`` of every output file  total bytes of each stream
-    MARKER data, then every file cut to KEEP_BYTES,    one base64 stream; the reader splits
-                  concatenated, in base64                it by the sizes it was told
+Only when every check has run does the script print, after a random marker:
+
+    MARKER times UPTIME0 i:rc:start:end ...      the checks that ran (uptime in 1/100 s)
+    MARKER sizes, then ``wc -c`` of every file   total bytes of each stream
+    MARKER data, then every file (cut to         one base64 stream; the reader splits
+                  KEEP_BYTES), in base64         it by the sizes it was told
     MARKER end
 
-That is four helper processes per batch (date, wc, truncate and base64, plus cat), not per
-check. A check's output never reaches the channel, so it cannot forge a frame, and base64
-keeps its bytes exact. If the channel output was cut short, the checks whose bytes arrived
-whole are still read; the others are left to run on their own.
+So a batch forks, besides the checks themselves, mkdir, wc, cat, base64 and rm, the
+watchdog's sleeps (one per tick: none finish in a batch of quick checks), truncate only
+when an output is over KEEP_BYTES, and pgrep only to stop a check that overran. A check's
+output never reaches the channel, so it cannot forge a frame, and base64 keeps its bytes
+exact. If the channel output was cut short, the checks whose bytes arrived whole are still
+read; the others are left to run on their own.
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import secrets
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from oorfix.redact import Command
 from oorfix.results import CommandResult, Output
 from oorfix.transport.shell import TIMEOUT_KILLED_STATUS, TIMEOUT_STATUS, direct_argv, seconds
 
 KILL_GRACE = 2.0
+TICK = 0.1  # the watchdog's period: how late past its limit a check may be stopped
 # Per check and stream: what is kept of the output. Checks print little; evidence is not batched.
 KEEP_BYTES = 16 * 1024
 FRAME = "@@oorfix-batch"
-# /proc/uptime counts in hundredths of a second.
+# /proc/uptime counts in hundredths of a second; the script reports it so, as an integer.
 UPTIME_RESOLUTION = 0.01
 
 
@@ -48,9 +57,14 @@ class BatchItem:
     timeout: float
 
 
-def batch_dir(marker: str) -> str:
-    """The private directory of one batch on the host."""
-    return f"/tmp/oorfix-batch-{marker}"  # noqa: S108 - created with mkdir -m 700, never reused
+# Where a batch may keep its files: tmpfs first (creating twenty small files there costs
+# about half what it does on a disk), else /tmp. Created with mkdir -m 700, never reused.
+BATCH_PARENTS = ("/dev/shm", "/tmp")  # noqa: S108
+
+
+def batch_dirs(marker: str) -> tuple[str, ...]:
+    """The places the private directory of one batch may be on the host, in order."""
+    return tuple(f"{parent}/oorfix-batch-{marker}" for parent in BATCH_PARENTS)
 
 
 def new_marker() -> str:
@@ -60,42 +74,72 @@ def new_marker() -> str:
 
 def stop_command(marker: str) -> Command:
     """The command that stops the batch ``marker`` before its next check."""
-    folder = shlex.quote(batch_dir(marker))
-    return Command(f"[ -d {folder} ] && touch -- {folder}/stop")
+    folders = " ".join(shlex.quote(folder) for folder in batch_dirs(marker))
+    return Command(f'for d in {folders}; do [ -d "$d" ] && touch -- "$d/stop"; done; true')
 
 
 def budget(items: Sequence[BatchItem]) -> float:
     """Seconds the whole batch may take: every check's budget and grace, back to back."""
-    return sum(item.timeout + KILL_GRACE for item in items) + 5.0
+    # A check may overrun its limit by a tick (and the watchdog's own latency) before TERM.
+    return sum(item.timeout + KILL_GRACE + 2 * TICK for item in items) + 5.0
+
+
+def _ticks(seconds: float) -> int:
+    """Watchdog ticks that cover ``seconds``: a check is never stopped before its limit."""
+    return max(1, math.ceil(seconds / TICK - 1e-9))
 
 
 def _check(index: int, item: BatchItem) -> str:
-    limit = f"timeout -k {seconds(KILL_GRACE)} {seconds(item.timeout)}"
-    files = f'"$d/{index}.o" "$d/{index}.e"'
     direct = direct_argv(item.command.text)
     run = direct if direct is not None else f"sh -c {shlex.quote(item.command.text)}"
-    return (
-        f'[ -e "$stop" ] || {{ read s _ 2>/dev/null </proc/uptime; '
-        f'{limit} {run} >"$d/{index}.o" 2>"$d/{index}.e" '
-        f"</dev/null; r=$?; read e _ 2>/dev/null </proc/uptime; "
-        f'T="$T {index}:$r:$s:$e"; F="$F {files}"; }}'
-    )
+    files = f'>"$d/{index}.o" 2>"$d/{index}.e" </dev/null'
+    return f'[ -e "$stop" ] || {{ i={index}; c; {run} {files} & w $! {_ticks(item.timeout)}; }}'
+
+
+# The watchdog reads the running check's "ticks pid index" from $d/w on every tick; a new
+# line restarts its count. `k` signals a process's descendants (found with pgrep: an exec
+# only when a check overran its limit), deepest first, then the process: once a parent is
+# gone, its children are no longer found by their parent.
+_WATCHDOG = (
+    "k() { for x in $(pgrep -P $2); do k $1 $x; done; kill -$1 $2 2>/dev/null; }; "
+    'o=; t=0; while sleep @TICK@; do l=; read l <"$d/w" 2>/dev/null; '
+    '[ "$l" = "$o" ] || { o=$l; t=0; }; [ -n "$l" ] || continue; t=$((t + 1)); '
+    "set -- $l; if [ $t -ge $(($1 + @GRACE@)) ]; then k KILL $2; "
+    'elif [ $t -eq $1 ]; then : >"$d/k$3"; k TERM $2; fi; done'
+)
+# Per check: `c` notes its start; `w PID TICKS` arms the watchdog, waits, disarms it, and
+# notes the status, marked as a time-out when the watchdog stopped the check.
+_HELPERS = (
+    "u() { n=; read n _ 2>/dev/null </proc/uptime; n=${n%.*}${n#*.}; }; c() { u; s=$n; }; "
+    'w() { echo "$2 $1 $i" >"$d/w"; wait $1 2>/dev/null; r=$?; : >"$d/w"; u; '
+    'if [ -e "$d/k$i" ]; then [ $r = 137 ] || r=124; fi; '
+    'T="$T $i:$r:$s:$n"; F="$F $d/$i.o $d/$i.e"; }'
+)
 
 
 def script(items: Sequence[BatchItem], marker: str) -> str:
     """The shell script that runs every item in order, then reports them all."""
     # The batch's directory is named by its marker, so the engine can drop a stop file in it
     # from another session; mkdir refuses a directory that already exists (or a link).
-    folder = shlex.quote(batch_dir(marker))
+    shm, tmp = (shlex.quote(folder) for folder in batch_dirs(marker))
     frame = f"{FRAME} {marker}"
+    watchdog = _WATCHDOG.replace("@TICK@", seconds(TICK)).replace(
+        "@GRACE@", str(_ticks(KILL_GRACE))
+    )
     setup = (
-        f'd={folder}; stop="$d/stop"; mkdir -m 700 "$d" || exit 97; trap \'rm -rf "$d"\' EXIT; '
-        f'T=""; F=""; read u0 _ 2>/dev/null </proc/uptime; t0=$(date +%s%N)'
+        f'd={shm}; mkdir -m 700 "$d" 2>/dev/null || {{ d={tmp}; mkdir -m 700 "$d" || exit 97; }}; '
+        f'stop="$d/stop"; : >"$d/w"; '
+        f"( {watchdog} ) </dev/null >/dev/null 2>&1 & W=$!; "
+        "trap 'kill $W 2>/dev/null; rm -rf \"$d\"' EXIT; "
+        f'{_HELPERS}; T=""; F=""; u; u0=$n'
     )
     report = (
-        f'printf \'%s times %s %s%s\\n\' \'{frame}\' "$u0" "$t0" "$T"; '
-        f"if [ -n \"$F\" ]; then printf '%s sizes\\n' '{frame}'; wc -c $F; "
-        f"truncate -s '<{KEEP_BYTES}' $F; printf '%s data\\n' '{frame}'; cat $F | base64; fi; "
+        f"printf '%s times %s%s\\n' '{frame}' \"$u0\" \"$T\"; "
+        f"if [ -n \"$F\" ]; then printf '%s sizes\\n' '{frame}'; wc -c $F >\"$d/s\"; b=; "
+        f'while read z f; do echo "$z $f"; [ "$f" = total ] || [ $z -le {KEEP_BYTES} ] || b=1; '
+        'done <"$d/s"; '
+        f"[ -z \"$b\" ] || truncate -s '<{KEEP_BYTES}' $F; "
+        f"printf '%s data\\n' '{frame}'; cat $F | base64; fi; "
         f"printf '%s end\\n' '{frame}'"
     )
     return "; ".join([setup, *(_check(i, item) for i, item in enumerate(items)), report])
@@ -126,10 +170,8 @@ def _sections(stdout: str, marker: str) -> dict[str, tuple[list[str], list[str]]
 
 
 def _uptime(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
+    """Seconds of host uptime from the script's hundredths (empty without /proc/uptime)."""
+    return int(text) * UPTIME_RESOLUTION if text.isdigit() else None
 
 
 def _ran(entries: Sequence[str], count: int) -> list[_Ran]:
@@ -166,7 +208,8 @@ def _data(lines: Sequence[str]) -> bytes:
 
 @dataclass(frozen=True)
 class _Clock:
-    """Host uptime to wall-clock time, anchored at the batch's start."""
+    """Host uptime to wall-clock time, anchored at the batch's start (when it was sent: the
+    script starts a round trip's half later, which costs a fork of ``date`` to learn)."""
 
     uptime0: float | None
     epoch0: datetime
@@ -177,13 +220,6 @@ class _Clock:
         return self.epoch0 + timedelta(seconds=uptime - self.uptime0)
 
 
-def _clock(fields: Sequence[str]) -> _Clock:
-    nanoseconds = fields[1] if len(fields) > 1 and fields[1].isdigit() else "0"
-    return _Clock(
-        _uptime(fields[0]) if fields else None, datetime.fromtimestamp(int(nanoseconds) / 1e9, UTC)
-    )
-
-
 def _timed_out(item: BatchItem, ran: _Ran) -> bool:
     if ran.rc not in (TIMEOUT_STATUS, TIMEOUT_KILLED_STATUS):
         return False
@@ -192,18 +228,21 @@ def _timed_out(item: BatchItem, ran: _Ran) -> bool:
     return ran.end - ran.start >= item.timeout - UPTIME_RESOLUTION
 
 
-def parse(items: Sequence[BatchItem], stdout: str, marker: str) -> list[CommandResult | None]:
-    """One result per item; None for an item the batch did not deliver whole."""
+def parse(
+    items: Sequence[BatchItem], stdout: str, marker: str, sent: datetime
+) -> list[CommandResult | None]:
+    """One result per item (``sent``: when the batch left); None for an item the batch did
+    not deliver whole."""
     results: list[CommandResult | None] = [None] * len(items)
     sections = _sections(stdout, marker)
     if "times" not in sections:
         return results
     fields = sections["times"][0]
-    clock = _clock(fields)
+    clock = _Clock(_uptime(fields[0]) if fields else None, sent)
     sizes = _sizes(sections.get("sizes", ([], []))[1])
     data = _data(sections.get("data", ([], []))[1])
     offset = 0
-    for ran in _ran(fields[2:], len(items)):
+    for ran in _ran(fields[1:], len(items)):
         streams = []
         for suffix in ("o", "e"):
             total = sizes.get(f"{ran.index}.{suffix}", 0)

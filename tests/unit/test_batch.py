@@ -13,7 +13,7 @@ import pytest
 from oorfix.inventory.core import load_inventory
 from oorfix.inventory.hosts import Host
 from oorfix.redact import Command
-from oorfix.results import CommandResult, Outcome, RunMode
+from oorfix.results import CommandResult, Outcome, RunMode, utcnow
 from oorfix.run.batch_script import BatchItem, new_marker, parse, script, stop_command
 from oorfix.run.engine import EngineOptions
 from oorfix.run.planner import plan_run
@@ -28,7 +28,7 @@ from .fakes import make_engine
 def run_batch(items: list[BatchItem]) -> list[CommandResult | None]:
     marker = new_marker()
     done = subprocess.run(["sh", "-c", script(items, marker)], capture_output=True, check=False)
-    return parse(items, done.stdout.decode(), marker)
+    return parse(items, done.stdout.decode(), marker, utcnow())
 
 
 def test_each_check_keeps_its_own_status_streams_and_bytes() -> None:
@@ -77,8 +77,8 @@ def test_output_cut_short_leaves_the_checks_it_cut_to_run_alone() -> None:
     data = lines.index(f"@@oorfix-batch {marker} data")
     # As bounded capture shows a cut: the head, a marker line, the tail.
     cut = [*lines[: data + 2], "[... 4000 bytes omitted ...]", *lines[-2:]]
-    assert [r is not None for r in parse(items, "\n".join(cut), marker)] == [True, False]
-    assert [r is not None for r in parse(items, "\n".join(lines), marker)] == [True, True]
+    assert [r is not None for r in parse(items, "\n".join(cut), marker, utcnow())] == [True, False]
+    assert [r is not None for r in parse(items, "\n".join(lines), marker, utcnow())] == [True, True]
 
 
 def test_a_stopped_batch_reports_the_checks_it_ran() -> None:
@@ -86,7 +86,7 @@ def test_a_stopped_batch_reports_the_checks_it_ran() -> None:
     stop = stop_command(marker).text
     items = [BatchItem(Command(stop), 5), BatchItem(Command("echo never"), 5)]
     done = subprocess.run(["sh", "-c", script(items, marker)], capture_output=True, check=True)
-    first, second = parse(items, done.stdout.decode(), marker)
+    first, second = parse(items, done.stdout.decode(), marker, utcnow())
     assert first is not None
     assert first.rc == 0
     assert second is None
@@ -94,26 +94,60 @@ def test_a_stopped_batch_reports_the_checks_it_ran() -> None:
 
 def test_a_batch_forks_no_helper_process_per_check(tmp_path: Path) -> None:
     # Every command the script runs is looked up on PATH; log each one to count them.
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    log = tmp_path / "log"
-    for tool in ("timeout", "date", "wc", "truncate", "cat", "base64", "head", "tr", "sh"):
-        real = shutil.which(tool)
-        assert real is not None
-        (bindir / tool).write_text(f'#!/bin/sh\necho {tool} >>{log}\nexec {real} "$@"\n')
-        (bindir / tool).chmod(0o755)
+    tools = ("timeout", "date", "mkdir", "rm", "wc", "truncate", "cat", "base64", "sleep", "sh")
+    bindir = _logging_tools(tmp_path, tools)
     items = [BatchItem(Command("true"), 5) for _ in range(10)]
     marker = new_marker()
     env = {"PATH": f"{bindir}:/usr/bin:/bin"}
     done = subprocess.run(
         ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
     )
-    assert all(r is not None for r in parse(items, done.stdout.decode(), marker))
-    ran = log.read_text().split()
-    # Per check: its time limit and the shell that runs it; per batch: five helpers.
-    assert sorted(set(ran)) == ["base64", "cat", "date", "sh", "timeout", "truncate", "wc"]
-    assert (ran.count("timeout"), ran.count("sh")) == (10, 10)
-    assert len(ran) == 2 * 10 + 5
+    assert all(r is not None for r in parse(items, done.stdout.decode(), marker, utcnow()))
+    ran = (tmp_path / "log").read_text().split()
+    # Per check: only the shell `true` needs (no time limit process: the watchdog's job);
+    # per batch: its directory, the sizes and data of the outputs, and the watchdog's ticks.
+    assert ran.count("sh") == 10
+    helpers = sorted(set(ran) - {"sh", "sleep"})
+    assert helpers == ["base64", "cat", "mkdir", "rm", "wc"]
+    assert [ran.count(tool) for tool in helpers] == [1, 1, 1, 1, 1]
+
+
+def test_a_big_output_is_cut_on_the_host(tmp_path: Path) -> None:
+    bindir = _logging_tools(tmp_path, ("truncate",))
+    items = [BatchItem(Command("head -c 20000 /dev/zero"), 5), BatchItem(Command("id -u"), 5)]
+    marker = new_marker()
+    env = {"PATH": f"{bindir}:/usr/bin:/bin"}
+    done = subprocess.run(
+        ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
+    )
+    big, small = parse(items, done.stdout.decode(), marker, utcnow())
+    assert big is not None
+    assert small is not None
+    assert (big.stdout.total_bytes, len(big.stdout.text)) == (20000, 16 * 1024)
+    assert (tmp_path / "log").read_text().split() == ["truncate"]
+
+
+def test_a_check_that_ignores_term_is_killed_with_its_children() -> None:
+    # TERM is ignored by the shell and the sleeps it starts; KILL after the grace stops them.
+    text = "trap '' TERM; sleep 30 & sleep 31; wait"
+    (stubborn,) = run_batch([BatchItem(Command(text), 0.2)])
+    assert stubborn is not None
+    assert (stubborn.rc, stubborn.timed_out) == (137, True)
+    alive = subprocess.run(["pgrep", "-f", "sleep 3[01]$"], capture_output=True, check=False)
+    assert alive.stdout == b""
+
+
+def _logging_tools(tmp_path: Path, tools: tuple[str, ...]) -> Path:
+    """A directory of wrappers that log each tool's name to tmp_path/log, then run it."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "log"
+    for tool in tools:
+        real = shutil.which(tool)
+        assert real is not None
+        (bindir / tool).write_text(f'#!/bin/sh\necho {tool} >>{log}\nexec {real} "$@"\n')
+        (bindir / tool).chmod(0o755)
+    return bindir
 
 
 class CountingTransport:
@@ -197,27 +231,20 @@ def test_checks_taken_before_a_fix_are_taken_again_after_it(
 
 
 def test_a_check_of_plain_words_runs_without_a_shell(tmp_path: Path) -> None:
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    log = tmp_path / "log"
-    for tool in ("timeout", "sh", "uname"):
-        real = shutil.which(tool)
-        assert real is not None
-        (bindir / tool).write_text(f'#!/bin/sh\necho {tool} >>{log}\nexec {real} "$@"\n')
-        (bindir / tool).chmod(0o755)
+    bindir = _logging_tools(tmp_path, ("timeout", "sh", "uname"))
     items = [BatchItem(Command("uname -r"), 5), BatchItem(Command("uname -r | cat"), 5)]
     marker = new_marker()
     env = {"PATH": f"{bindir}:/usr/bin:/bin"}
     done = subprocess.run(
         ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
     )
-    plain, piped = parse(items, done.stdout.decode(), marker)
+    plain, piped = parse(items, done.stdout.decode(), marker, utcnow())
     assert plain is not None
     assert piped is not None
     assert plain.stdout.text == piped.stdout.text != ""
-    ran = log.read_text().split()
-    # The plain check is exec'd by its time limit directly; the piped one needs the shell.
-    assert (ran.count("timeout"), ran.count("sh"), ran.count("uname")) == (2, 1, 2)
+    ran = (tmp_path / "log").read_text().split()
+    # The plain check is exec'd directly; the piped one needs the shell; neither a timeout.
+    assert (ran.count("timeout"), ran.count("sh"), ran.count("uname")) == (0, 1, 2)
 
 
 @pytest.mark.parametrize(
