@@ -102,10 +102,12 @@ def _check(index: int, item: BatchItem) -> str:
 # gone, its children are no longer found by their parent.
 _WATCHDOG = (
     "k() { for x in $(pgrep -P $2); do k $1 $x; done; kill -$1 $2 2>/dev/null; }; "
-    'o=; t=0; while sleep @TICK@; do l=; read l <"$d/w" 2>/dev/null; '
-    '[ "$l" = "$o" ] || { o=$l; t=0; }; [ -n "$l" ] || continue; t=$((t + 1)); '
+    # A `sleep` without fractions (some busybox builds) ticks once a second, counting for 10.
+    "p=@TICK@; q=1; sleep $p 2>/dev/null || { p=1; q=@PER@; }; "
+    'o=; t=0; while sleep $p; do l=; read l <"$d/w" 2>/dev/null; '
+    '[ "$l" = "$o" ] || { o=$l; t=0; }; [ -n "$l" ] || continue; t=$((t + q)); '
     "set -- $l; if [ $t -ge $(($1 + @GRACE@)) ]; then k KILL $2; "
-    'elif [ $t -eq $1 ]; then : >"$d/k$3"; k TERM $2; fi; done'
+    'elif [ ! -e "$d/k$3" ] && [ $t -ge $1 ]; then : >"$d/k$3"; k TERM $2; fi; done'
 )
 # Per check: `c` notes its start; `w PID TICKS` arms the watchdog, waits, disarms it, and
 # notes the status, marked as a time-out when the watchdog stopped the check.
@@ -123,8 +125,10 @@ def script(items: Sequence[BatchItem], marker: str) -> str:
     # from another session; mkdir refuses a directory that already exists (or a link).
     shm, tmp = (shlex.quote(folder) for folder in batch_dirs(marker))
     frame = f"{FRAME} {marker}"
-    watchdog = _WATCHDOG.replace("@TICK@", seconds(TICK)).replace(
-        "@GRACE@", str(_ticks(KILL_GRACE))
+    watchdog = (
+        _WATCHDOG.replace("@TICK@", seconds(TICK))
+        .replace("@PER@", str(_ticks(1.0)))
+        .replace("@GRACE@", str(_ticks(KILL_GRACE)))
     )
     setup = (
         f'd={shm}; mkdir -m 700 "$d" 2>/dev/null || {{ d={tmp}; mkdir -m 700 "$d" || exit 97; }}; '

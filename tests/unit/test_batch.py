@@ -137,6 +137,25 @@ def test_a_check_that_ignores_term_is_killed_with_its_children() -> None:
     assert alive.stdout == b""
 
 
+def test_limits_hold_where_sleep_takes_whole_seconds_only(tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    real = shutil.which("sleep")
+    (bindir / "sleep").write_text(f'#!/bin/sh\ncase "$1" in *.*) exit 1;; esac\nexec {real} "$1"\n')
+    (bindir / "sleep").chmod(0o755)
+    items = [BatchItem(Command("sleep 20"), 0.3), BatchItem(Command("echo after"), 5)]
+    marker = new_marker()
+    env = {"PATH": f"{bindir}:/usr/bin:/bin"}
+    done = subprocess.run(
+        ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
+    )
+    stdout = done.stdout
+    slow, after = parse(items, stdout.decode(), marker, utcnow())
+    assert slow is not None
+    assert after is not None
+    assert (slow.rc, slow.timed_out, after.stdout.text) == (124, True, "after\n")
+
+
 def _logging_tools(tmp_path: Path, tools: tuple[str, ...]) -> Path:
     """A directory of wrappers that log each tool's name to tmp_path/log, then run it."""
     bindir = tmp_path / "bin"
