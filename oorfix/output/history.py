@@ -78,7 +78,9 @@ def save_run(state: StateDir, record: RunRecord, plan: list[dict[str, Any]] | No
 
 
 def _write_json(path: Path, data: object) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    # Compact, for the json module's C encoder (see RunRecord.to_json).
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 def _replace_dir(new: Path, target: Path) -> None:
