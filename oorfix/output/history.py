@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,7 @@ class RunSummary:
     aborted: bool
     exit_code: int
     summary: dict[str, int] = field(default_factory=dict)
+    command: str = "run"  # or "diagnose"
 
     @property
     def dry_run(self) -> bool:
@@ -134,13 +136,35 @@ def evidence_text(result: HostRecord, step: StepRecord) -> str:
     return "\n".join(header) + "\n\n" + step_output(step) + "\n"
 
 
+# A stored run never changes (saving it again replaces its directory), so its summary is
+# kept by directory and record file: a long-running service lists hundreds of runs every
+# few seconds, and parsing each record again would cost tens of ms a run.
+_summaries: dict[tuple[Path, int, int], RunSummary | None] = {}
+_summaries_lock = threading.Lock()
+
+
 def list_runs(state: StateDir) -> list[RunSummary]:
     """Every stored run, newest first."""
-    summaries = []
+    found: dict[tuple[Path, int, int], RunSummary | None] = {}
     for directory in _run_dirs(state):
-        record = _read_record(directory)
-        if record is not None:
-            summaries.append(_summary(directory, record))
+        try:
+            stat = (directory / RECORD).stat()
+            key = (directory, stat.st_mtime_ns, stat.st_ino)  # a new record is a new inode
+        except OSError:
+            continue  # no record (yet, or ever): not a run to list
+        with _summaries_lock:
+            known = key in _summaries
+            summary = _summaries.get(key)
+        if not known:
+            record = _read_record(directory)
+            summary = _summary(directory, record) if record is not None else None
+        found[key] = summary
+    with _summaries_lock:
+        stale = [key for key in _summaries if key[0].parent == state.runs and key not in found]
+        for key in stale:
+            del _summaries[key]
+        _summaries.update(found)
+    summaries = [summary for summary in found.values() if summary is not None]
     summaries.sort(key=lambda s: (s.started, s.path.name), reverse=True)
     return summaries
 
@@ -172,6 +196,7 @@ def _summary(directory: Path, record: RunRecord) -> RunSummary:
         aborted=record.aborted,
         exit_code=record.exit_code,
         summary=dict(record.summary),
+        command=record.command or "run",
     )
 
 

@@ -347,8 +347,9 @@ def _dst_note(timezone: str) -> list[str]:
     if timezone in ("UTC", "Etc/UTC"):
         return []
     return [
-        "# Local times a DST change skips or repeats: systemd skips them or runs once, where",
-        "# the service runs at the next valid time or twice.",
+        "# Local times a DST change skips or repeats: systemd skips them or runs once; the",
+        "# service runs a skipped time at the next valid one and a repeated time once (so a",
+        "# wildcard schedule such as */15 pauses for the repeated hour, where cron runs on).",
     ]
 
 

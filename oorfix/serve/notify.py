@@ -78,7 +78,12 @@ class Notice:
     @property
     def dedup_key(self) -> str:
         """Stable per host and fault: PagerDuty's resolve finds the trigger it closes by it."""
-        return f"oorfix/{self.host}/{self.fault}"[:_PD_DEDUP]
+        return dedup_key(self.host, self.fault)
+
+
+def dedup_key(host: str, fault: str) -> str:
+    """The notices' key of a fault on a host."""
+    return f"oorfix/{host}/{fault}"[:_PD_DEDUP]
 
 
 def notices_of(record: RunRecord, public_url: str | None = None) -> list[Notice]:

@@ -28,7 +28,7 @@ from oorfix.errors import InputError
 from oorfix.inventory.core import Inventory, load_inventory
 from oorfix.output.history import list_runs, load_run
 from oorfix.output.record import RunRecord
-from oorfix.results import ExitCode, utcnow
+from oorfix.results import ExitCode, Outcome, utcnow
 from oorfix.runbook.catalogfile import site_catalog
 from oorfix.runbook.loader import load_runbooks
 from oorfix.safety.state import StateDir, default_state_dir
@@ -37,13 +37,14 @@ from oorfix.serve.config import Schedule, ServeConfig
 from oorfix.serve.jobs import QueuedJob, describe, new_job_id, run_spec
 from oorfix.serve.metrics import Metrics
 from oorfix.serve.model import AlertEntry, DashboardData, ScheduleStatus
-from oorfix.serve.notify import Delivery, Notifier, notices_of
+from oorfix.serve.notify import Delivery, Notifier, dedup_key, notices_of
 from oorfix.serve.scheduler import Scheduler, Start
 from oorfix.serve.state import ServiceState
 
 log = logging.getLogger("oorfix.serve")
 MAX_ATTEMPTS = 3  # starts of one job before it is given up (a crash loop must end)
 MAX_QUEUED = 1000  # jobs queued or running; an alert flood past it is refused and recorded
+NOTIFY_STOP_SECONDS = 20.0  # how long a stop waits for notifications still being delivered
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,10 @@ class Service:
         self._running: dict[str, Execution | None] = {}
         self._idle = threading.Condition(self._lock)
         self._stopping = threading.Event()
+        # Deliveries of one alert can arrive at once (HA Alertmanager peers, a retry racing
+        # the first request): the cooldown's check and its mark must be one step.
+        self._receiving = threading.Lock()
+        self.tick_error: str | None = None  # why starting the due schedules last failed
 
     # --- life -------------------------------------------------------------------------
 
@@ -122,7 +127,8 @@ class Service:
         for worker in self._workers:
             if worker.is_alive():
                 worker.join(timeout)
-        self.notifier.close(timeout)
+        # Bounded: a target that never answers must not hold the stop past systemd's limit.
+        self.notifier.close(timeout if timeout is not None else NOTIFY_STOP_SECONDS)
 
     @property
     def stopping(self) -> bool:
@@ -184,8 +190,12 @@ class Service:
 
     def receive(self, payload: AMPayload) -> list[AlertEntry]:
         """Route a webhook notification's alerts; queue the jobs; record every alert."""
-        now = self.clock()
         inventory = self._inventory()
+        with self._receiving:
+            return self._receive(payload, inventory)
+
+    def _receive(self, payload: AMPayload, inventory: Inventory | None) -> list[AlertEntry]:
+        now = self.clock()
         entries = []
         for alert in payload.alerts:
             if inventory is None:
@@ -209,8 +219,11 @@ class Service:
                     why = "the service is stopping" if self.stopping else "the job queue is full"
                     entry = replace(entry, action="refused", detail=why, job_id=None)
                 else:
-                    self.state.mark_acted(alert.fingerprint, decision.job.name, now)
+                    # Saved first: should the save fail, Alertmanager's retry is not taken
+                    # for a duplicate within the cooldown.
                     self.submit(decision.job)
+                    keep = max((r.cooldown for r in self.config.routes), default=0.0)
+                    self.state.mark_acted(alert.fingerprint, decision.job.name, now, keep)
             self.state.record_alert(entry)
             self.metrics.alerts.labels(entry.route or "", entry.action).inc()
             entries.append(entry)
@@ -237,6 +250,8 @@ class Service:
 
     def _launch(self, job: QueuedJob) -> None:
         with self._lock:
+            if job.id in self._jobs:
+                return  # already queued or running (start() met it in the queue folder)
             self._jobs[job.id] = job
             self._gauges()
         self._queue.put(job)
@@ -317,8 +332,17 @@ class Service:
                 marks["last_success"] = record.end
             self.state.mark(job.name, **marks)
         now = self.clock()
+        healthy = {
+            dedup_key(r.host, r.fault) for r in record.results if r.status is Outcome.HEALTHY
+        }
+        if healthy:
+            self.state.forget_notices(healthy)
+        # Per set of targets: a read-only schedule that tells only the on-call must not hold
+        # back a route's "fix did not hold" to the pager.
+        targets = ",".join(job.notify) if job.notify is not None else "*"
         for notice in notices_of(record, self.config.public_url):
-            if self.state.first_notice(notice.dedup_key, notice.event, now, self.defaults.renotify):
+            key = f"{notice.dedup_key} -> {targets}"
+            if self.state.first_notice(key, notice.event, now, self.defaults.renotify):
                 self.notifier.send(notice, job.notify)
         if record.aborted and self.stopping:
             return  # cut short by the stop: stays queued, checked again before any fix
@@ -382,6 +406,8 @@ class Service:
     def last_diagnosis(self, search: int = 200) -> RunRecord | None:
         """The newest diagnose run's record among the last ``search`` runs, if any."""
         for summary in list_runs(self.state_dir)[:search]:
+            if summary.command != "diagnose":
+                continue
             try:
                 record = load_run(self.state_dir, summary.id)
             except InputError:

@@ -28,6 +28,7 @@ from oorfix.serve.model import AlertEntry
 log = logging.getLogger("oorfix.serve")
 _MAX_LOG = 16 << 20  # a log past this size is rotated to <name>.1 (one generation kept)
 _TAIL = 256 << 10  # how much of a log's end is read for "recent" entries
+COOLDOWN_KEEP = 7 * 24 * 3600.0  # by default, how long an acted-on alert is remembered
 
 
 class ServiceState:
@@ -84,12 +85,12 @@ class ServiceState:
             self._write_json("schedules.json", marks)
         return marks[schedule]
 
-    def count(self, schedule: str, key: str) -> None:
-        """Add one to a schedule's counter (skipped, missed)."""
+    def count(self, schedule: str, key: str, by: int = 1) -> None:
+        """Add ``by`` to a schedule's counter (skipped, missed)."""
         with self.state.mutex("serve-schedules"):
             marks = self.marks()
             entry = marks.setdefault(schedule, {})
-            entry[key] = int(entry.get(key, 0)) + 1
+            entry[key] = int(entry.get(key, 0)) + by
             self._write_json("schedules.json", marks)
 
     def acted(self, fingerprint: str, route: str) -> datetime | None:
@@ -97,10 +98,18 @@ class ServiceState:
         value = self._read_json("cooldowns.json").get(f"{route}/{fingerprint}")
         return datetime.fromisoformat(value) if isinstance(value, str) else None
 
-    def mark_acted(self, fingerprint: str, route: str, when: datetime) -> None:
-        """Remember that an alert was acted on, for the route's cooldown."""
+    def mark_acted(
+        self, fingerprint: str, route: str, when: datetime, keep: float = COOLDOWN_KEEP
+    ) -> None:
+        """Remember that an alert was acted on, for the route's cooldown; entries older than
+        ``keep`` seconds (longer than any cooldown) are dropped, so the file stays small."""
         with self.state.mutex("serve-cooldowns"):
-            data = self._read_json("cooldowns.json")
+            data = {
+                key: value
+                for key, value in self._read_json("cooldowns.json").items()
+                if isinstance(value, str)
+                and (when - datetime.fromisoformat(value)).total_seconds() < keep
+            }
             data[f"{route}/{fingerprint}"] = when.isoformat()
             self._write_json("cooldowns.json", data)
 
@@ -118,6 +127,15 @@ class ServiceState:
             data[key] = {"event": event, "time": now.isoformat()}
             self._write_json("notices.json", data)
         return True
+
+    def forget_notices(self, keys: set[str]) -> None:
+        """Forget the last notices of these keys (the fault was found gone): a return of the
+        fault is news again, whenever it comes."""
+        with self.state.mutex("serve-notices"):
+            data = self._read_json("notices.json")
+            kept = {k: v for k, v in data.items() if k.split(" -> ", 1)[0] not in keys}
+            if len(kept) != len(data):
+                self._write_json("notices.json", kept)
 
     # --- logs --------------------------------------------------------------------------
 

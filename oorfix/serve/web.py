@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -74,7 +76,21 @@ def read_secrets(service: Service) -> Secrets:
 
 
 def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
+    # A header may carry any byte: one that is not UTF-8 is a mismatch, never an error.
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+
+
+def _loopback_host(request: web.Request) -> bool:
+    """Whether the request names a loopback host: a page the operator opens elsewhere that
+    rebinds its own name to 127.0.0.1 (DNS rebinding) sends its own name instead."""
+    host = request.host or ""
+    name = host[1:].split("]", 1)[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def make_app(service: Service, secrets: Secrets) -> web.Application:
@@ -183,7 +199,12 @@ class _Api:
         async def guarded(request: web.Request) -> web.StreamResponse:
             token = self.secrets.dashboard_token
             if token is None:
-                return await handler(request)
+                if _loopback_host(request):
+                    return await handler(request)
+                # Open reads are for loopback only; behind a proxy, set dashboard.token.
+                log.warning("read refused: Host %r is not loopback", request.host)
+                self.service.metrics.refused.labels("host").inc()
+                return _json({"error": "open reads answer loopback host names only"}, 421)
             given = request.query.get("token")
             if given is not None and _same(given, token):
                 # The token leaves the address bar at once: a cookie carries it from now on.
@@ -201,9 +222,12 @@ class _Api:
     async def healthz(self, request: web.Request) -> web.Response:
         """Liveness: the service answers, and how busy it is."""
         jobs = self.service.jobs()
+        failing = self.service.tick_error
+        status = "stopping" if self.service.stopping else "degraded" if failing else "ok"
         return _json(
             {
-                "status": "stopping" if self.service.stopping else "ok",
+                "status": status,
+                "schedules_error": failing,
                 "version": __version__,
                 "jobs": len(jobs),
             }
@@ -291,15 +315,17 @@ async def serve(
 ) -> None:
     """Run the service until SIGTERM or SIGINT, then stop gracefully (see ``Service.stop``)."""
     listen = service.config.listen
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _on_signal(loop, stop))
+    # The queue on disk is read before the webhook listens: a job queued by a request in
+    # between would otherwise be read again and run twice.
+    await asyncio.to_thread(service.start)
     runner = web.AppRunner(make_app(service, secrets), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, listen.host, listen.port)
     await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await asyncio.to_thread(service.start)
     url = f"http://{listen.host}:{listen.port}"
     log.info("oorfix serve listening on %s", url)
     if ready is not None:
@@ -313,12 +339,31 @@ async def serve(
     await runner.cleanup()
 
 
+def _on_signal(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Callable[[], None]:
+    """The first SIGTERM or SIGINT stops gracefully; a second one exits at once."""
+
+    def handle() -> None:
+        if stop.is_set():
+            log.warning("second signal: exiting without waiting")
+            os._exit(1)
+        stop.set()
+
+    return handle
+
+
 async def _schedule_loop(service: Service, stop: asyncio.Event) -> None:
     """Start schedules when due; sleep until the next one (at most a minute at a time)."""
     while not stop.is_set():
-        await asyncio.to_thread(service.tick)
-        wake = service.scheduler.wake_at()
-        delay = 60.0 if wake is None else (wake - service.clock()).total_seconds()
+        try:
+            await asyncio.to_thread(service.tick)
+        except Exception as exc:  # a full disk must not stop every schedule for good
+            log.exception("starting the due schedules failed; trying again in a minute")
+            service.tick_error = f"{type(exc).__name__}: {exc}"
+            delay = 60.0
+        else:
+            service.tick_error = None
+            wake = service.scheduler.wake_at()
+            delay = 60.0 if wake is None else (wake - service.clock()).total_seconds()
         try:
             await asyncio.wait_for(stop.wait(), timeout=min(max(delay, 0.05), 60.0))
         except TimeoutError:

@@ -109,6 +109,29 @@ def test_list_runs_newest_first_with_their_summaries(state: StateDir) -> None:
     assert newest.operator == found[2].operator != ""
 
 
+def test_list_runs_reads_each_stored_record_once(
+    state: StateDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_run(state, record_at("2026-03-14T09:00:00.000+00:00", "aaaa11112222"), None)
+    save_run(state, record_at("2026-03-14T10:00:00.000+00:00", "bbbb11112222"), None)
+    reads: list[Path] = []
+    real = RunRecord.read.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[RunRecord], path: Path) -> RunRecord:
+        reads.append(path)
+        return real(cls, path)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(RunRecord, "read", classmethod(counted))
+    first = list_runs(state)
+    assert [r.id for r in list_runs(state)] == [r.id for r in first]
+    assert len(reads) <= 2  # the second listing parsed nothing again
+    again = len(reads)
+    # A run saved again (a new record) is read again; a removed run leaves the listing.
+    save_run(state, record_at("2026-03-14T10:00:00.000+00:00", "bbbb11112222", mode=DRY), None)
+    assert [r.mode for r in list_runs(state)] == [DRY, RunMode.FIX]
+    assert len(reads) == again + 1
+
+
 def test_list_runs_skips_what_is_not_a_stored_run(state: StateDir) -> None:
     assert list_runs(state) == []  # no state directory yet: nothing, and nothing created
     assert not state.path.exists()

@@ -169,3 +169,38 @@ def test_the_token_in_the_address_becomes_a_cookie_and_leaves_the_address(tmp_pa
         assert (await client.get("/")).status == 200  # the client now sends the cookie
 
     serve(tmp_path, check, Secrets(webhook_token=TOKEN, dashboard_token="dash"))
+
+
+def test_open_reads_answer_only_loopback_host_names(tmp_path: Path) -> None:
+    # A page elsewhere that rebinds its name to 127.0.0.1 sends that name as Host.
+    async def check(client: TestClient[Any, Any], rig: Rig) -> None:
+        rebound = await client.get("/api/v1/runs", headers={"Host": "evil.example:9095"})
+        assert rebound.status == 421
+        for host in ("127.0.0.1:9095", "localhost:9095", "[::1]:9095", "127.0.0.1"):
+            assert (await client.get("/api/v1/runs", headers={"Host": host})).status == 200
+        metrics = await (await client.get("/metrics")).text()
+        assert 'oorfix_webhook_refused_total{reason="host"} 1.0' in metrics
+
+    serve(tmp_path, check, Secrets(webhook_token=TOKEN))
+
+
+def test_a_header_that_is_not_utf8_is_refused_not_an_error(tmp_path: Path) -> None:
+    async def check(client: TestClient[Any, Any], rig: Rig) -> None:
+        data = body({"alertname": "ApiDown", "instance": "h1"})
+        bad = {"Authorization": "Bearer \udcff"}  # the byte 0xff, as aiohttp decodes it
+        response = await client.post("/hooks/alertmanager", data=data, headers=bad)
+        assert response.status == 401
+
+    rig = serve(tmp_path, check, Secrets(webhook_token=TOKEN))
+    assert rig.sent == []
+
+
+def test_healthz_says_degraded_while_the_schedules_cannot_start(tmp_path: Path) -> None:
+    async def check(client: TestClient[Any, Any], rig: Rig) -> None:
+        rig.service.tick_error = "OSError: [Errno 28] No space left on device"
+        answer = await (await client.get("/healthz")).json()
+        assert (answer["status"], answer["schedules_error"]) == ("degraded", rig.service.tick_error)
+        rig.service.tick_error = None
+        assert (await (await client.get("/healthz")).json())["status"] == "ok"
+
+    serve(tmp_path, check, Secrets(webhook_token=TOKEN))

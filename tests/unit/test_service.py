@@ -323,3 +323,52 @@ def test_an_alert_flood_past_the_queue_limit_is_refused_and_recorded(
     assert rig.service.state.acted("ab12", "api") is None  # a refused alert may come again
     assert rig.sent == []
     rig.service.stop(timeout=60)
+
+
+def test_a_job_queued_before_the_start_reads_the_queue_runs_once(tmp_path: Path) -> None:
+    # The webhook may queue a job before start() reads the queue folder, which then holds it.
+    rig = Rig(tmp_path, AM, {"h1": crashed()})
+    rig.service.receive(payload({"alertname": "ApiDown", "instance": "h1"}))
+    rig.service.start()
+    assert rig.service.wait_idle(timeout=60)
+    assert [str(r.results[0].status) for r in rig.records()] == ["fixed"]
+    rig.service.stop(timeout=60)
+
+
+def test_deliveries_of_one_alert_at_once_queue_one_job(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, AM, {"h1": crashed()})
+    rig.service.start()
+    together = threading.Barrier(2)
+    actions: list[str] = []
+
+    def deliver() -> None:
+        together.wait(timeout=60)
+        alert = payload({"alertname": "ApiDown", "instance": "h1"})
+        actions.extend(e.action for e in rig.service.receive(alert))
+
+    # Any interleaving of the two must give one job: check and mark are one step.
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert rig.service.wait_idle(timeout=60)
+    assert sorted(actions) == ["duplicate", "queued"]
+    assert len(rig.records()) == 1
+    rig.service.stop(timeout=60)
+
+
+def test_a_fault_that_clears_and_comes_back_is_news_again(tmp_path: Path) -> None:
+    route = {**ROUTE, "job": {"runbooks": ["api-down"], "mode": "diagnose"}, "cooldown": "1s"}
+    flapping = Script().on("check-api", Reply(1), Reply(0, "ok"), Reply(1))
+    config = {"alertmanager": {**AM["alertmanager"], "routes": [route]}}
+    rig = Rig(tmp_path, config, {"h1": flapping})
+    rig.service.start()
+    for minutes in (0, 5, 10):  # down, healthy, down again: all within renotify
+        rig.clock.now = T0 + timedelta(minutes=minutes)
+        rig.service.receive(payload({"alertname": "ApiDown", "instance": "h1"}))
+        assert rig.service.wait_idle(timeout=60)
+    statuses = [str(r.results[0].status) for r in reversed(rig.records())]
+    assert statuses == ["would_fix", "healthy", "would_fix"]
+    rig.service.stop(timeout=60)
+    assert [(b["event"], b["host"]) for b in rig.posts.bodies] == [("escalated", "h1")] * 2
