@@ -13,13 +13,11 @@ from oorfix.catalog import BUILTIN
 from oorfix.cli.common import input_errors_exit, load_and_plan, runbook_args
 from oorfix.cli.options import shared
 from oorfix.output.console import catalog_table, make_console, print_plan
-from oorfix.output.record import record_json_schema
 from oorfix.run.validate import validate_paths
 from oorfix.runbook.catalogfile import schema as catalog_schema
 from oorfix.runbook.catalogfile import site_catalog
 from oorfix.runbook.loader import load_runbooks
 from oorfix.runbook.models import runbook_json_schema
-from oorfix.testing.models import suite_schema
 
 
 @click.command()
@@ -84,10 +82,14 @@ def schema(record: bool, catalog: bool, tests: bool, serve: bool) -> None:
 
         found = serve_schema()
     elif record:
+        from oorfix.output.record import record_json_schema  # not imported for validate
+
         found = record_json_schema()
     elif catalog:
         found = catalog_schema()
     elif tests:
+        from oorfix.testing.models import suite_schema
+
         found = suite_schema()
     else:
         found = runbook_json_schema()
