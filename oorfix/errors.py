@@ -5,6 +5,7 @@
     │   ├── YamlError                unreadable YAML: syntax, duplicate keys, tags, size, aliases
     │   ├── RunbookError             a runbook that does not fit the schema
     │   ├── InventoryError           an inventory that cannot be read or resolved
+    │   ├── SshConfigError           an ssh_config file (or a value in it) that cannot be used
     │   └── TemplateError            a template that does not parse or renders an undefined name
     ├── ControllerError              this machine ran out of something (file descriptors,
     │                                memory); never blamed on a host
@@ -55,6 +56,10 @@ class RunbookError(InputError):
 
 class InventoryError(InputError):
     """An inventory that cannot be read or resolved."""
+
+
+class SshConfigError(InputError):
+    """An ssh_config file that cannot be read, or a value in it that cannot be used."""
 
 
 class TemplateError(InputError):

@@ -97,6 +97,75 @@ def _leaves(value: object) -> Iterator[str]:
 NO_SECRETS = Redactor()
 
 
+# Values known to be secret by where they came from (a vault-decrypted inventory value), not by
+# their variable's name. They compare, hash and print as the plain value; only the type marks
+# them, so the mark survives variable merging and `is_secret_value` finds it anywhere.
+class SecretText(str):
+    """Text that is a secret wherever it is used: masked in every output."""
+
+    __slots__ = ()
+
+
+class SecretInt(int):
+    """A number that is a secret wherever it is used: masked in every output."""
+
+    __slots__ = ()
+
+
+class SecretFloat(float):
+    """A number that is a secret wherever it is used: masked in every output."""
+
+    __slots__ = ()
+
+
+_SECRET_TYPES = (SecretText, SecretInt, SecretFloat)
+_NEVER_SECRET = (*_SECRET_TYPES, bool, type(None))  # already marked, or nothing to hide
+
+
+def mark_secret(value: object) -> object:
+    """``value`` with every text and number in it marked secret; booleans and nulls stay."""
+    if isinstance(value, _NEVER_SECRET):
+        return value
+    if isinstance(value, str):
+        return SecretText(value)
+    if isinstance(value, int):
+        return SecretInt(value)
+    if isinstance(value, float):
+        return SecretFloat(value)
+    if isinstance(value, Mapping):
+        return {key: mark_secret(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mark_secret(item) for item in value]
+    return value
+
+
+def marked_secrets(value: object) -> list[object]:
+    """Every value marked secret in ``value``: itself, or those inside its containers."""
+    if isinstance(value, _SECRET_TYPES):
+        return [value]
+    if isinstance(value, Mapping):
+        return [found for item in value.values() for found in marked_secrets(item)]
+    if isinstance(value, list | tuple):
+        return [found for item in value for found in marked_secrets(item)]
+    return []
+
+
+def is_secret_value(value: object) -> bool:
+    """Whether ``value`` is, or holds, a value marked secret."""
+    return bool(marked_secrets(value))
+
+
+def mask_secret_values(value: object) -> object:
+    """``value`` with each value marked secret replaced by the mask (for printed data)."""
+    if isinstance(value, _SECRET_TYPES):
+        return MASK
+    if isinstance(value, Mapping):
+        return {key: mask_secret_values(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_secret_values(item) for item in value]
+    return value
+
+
 @dataclass(frozen=True)
 class Command:
     """A shell command to run on a host, that prints with its secrets masked."""

@@ -174,7 +174,7 @@ class Execution:
         meta: dict[str, Any] = {
             "command": self.spec.command,
             "runbooks": list(settings.runbooks),
-            "inventory": str(settings.inventory_path),
+            "inventory": ", ".join(str(path) for path in settings.inventory_paths),
             "limit": settings.limit,
             "exit_code": int(code),
         }

@@ -9,8 +9,9 @@ from typing import Any
 
 from oorfix.app.settings import RunSettings
 from oorfix.errors import InputError
-from oorfix.inventory.core import Inventory, load_inventory
+from oorfix.inventory.core import Inventory, load_inventories
 from oorfix.inventory.patterns import limit_pattern
+from oorfix.inventory.vault import Keyring
 from oorfix.run.planner import PlannedJob, plan_run
 from oorfix.runbook.loader import LoadedRunbook, load_runbooks
 from oorfix.runbook.yamlsource import load_file
@@ -29,10 +30,32 @@ class Loaded:
 def load_and_plan(settings: RunSettings) -> Loaded:
     """Load the settings' runbooks and inventory and render every job; InputError if bad."""
     loaded = load_runbooks(settings.runbooks, settings.runbook_dir)
-    inventory = load_inventory(settings.inventory_path)
+    inventory = settings_inventory(settings)
     planned = plan_run(loaded, inventory, parse_extra_vars(settings.extra), settings.limit)
     why = None if planned else _explain_empty(inventory, loaded, settings.limit)
-    return Loaded(inventory, planned, tuple(inventory.warnings), why)
+    warnings = (*inventory.warnings, *check_connections(settings, planned))
+    return Loaded(inventory, planned, warnings, why)
+
+
+def check_connections(settings: RunSettings, planned: Sequence[PlannedJob]) -> list[str]:
+    """Resolve how every planned SSH host is reached (ssh_config, jump hosts) before any is
+    contacted: a bad setting is an InputError now; the warnings are returned."""
+    hosts = {p.job.host.name: p.job.host for p in planned}
+    hosts |= {t.name: t for p in planned for s in p.steps for t in s.targets}
+    conns = [host.connection() for host in hosts.values()]
+    ssh = [conn for conn in conns if conn.kind == "ssh"]
+    if not ssh:
+        return []
+    # Imported here: paramiko (which parses ssh_config) loads only when SSH hosts are planned.
+    from oorfix.transport.sshconfig import check_hosts
+
+    return check_hosts(ssh, settings.ssh_config)
+
+
+def settings_inventory(settings: RunSettings) -> Inventory:
+    """Every ``-i`` source merged in order, vault values decrypted with the settings' passwords."""
+    keyring = Keyring.from_options(settings.vault_password_files, settings.vault_ids)
+    return load_inventories(settings.inventory_paths, keyring)
 
 
 def parse_extra_vars(values: Sequence[str]) -> dict[str, Any]:

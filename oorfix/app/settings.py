@@ -17,12 +17,15 @@ class RunSettings:
 
     runbooks: tuple[str, ...] = ()  # files, directories, or names found in runbook_dir
     runbook_dir: Path = DEFAULT_RUNBOOKS
-    inventory_path: Path = DEFAULT_INVENTORY
+    inventory_paths: tuple[Path, ...] = (DEFAULT_INVENTORY,)  # repeated -i, merged in order
+    vault_password_files: tuple[Path, ...] = ()  # Ansible Vault passwords (run if executable)
+    vault_ids: tuple[str, ...] = ()  # [LABEL@]FILE
     limit: str | None = None
     extra: tuple[str, ...] = ()
     forks: int = 10
     known_hosts: Path | None = None  # default: ~/.ssh/known_hosts
     accept_new_host_keys: bool = False
+    ssh_config: Path | None = None  # -F, like ssh -F; default: ~/.ssh/config if it exists
     connect_timeout: float = 10.0
     serial: str | None = None  # N hosts or P%; wins over the runbooks
     max_fail_percent: float | None = None  # wins over the runbooks

@@ -103,6 +103,7 @@ def connect_options(settings: RunSettings) -> ConnectOptions:
     return ConnectOptions(
         known_hosts=settings.known_hosts,
         accept_new_host_keys=settings.accept_new_host_keys,
+        ssh_config=settings.ssh_config,
         connect_timeout=timeout,
         banner_timeout=timeout,
         auth_timeout=timeout,

@@ -3,7 +3,7 @@
 So an SRE can compare oorfix's reading with ``ansible-inventory`` and debug a pattern:
 ``--list`` (groups, children and ``_meta.hostvars``), ``--graph``, ``--host H`` (its variables
 and the connection oorfix would open) and ``--hosts PATTERN`` (the names, one per line).
-Secret-named values are masked, as everywhere oorfix prints.
+Secret-named and vault-decrypted values are masked, as everywhere oorfix prints.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from typing import Any
 
 import click
 
-from oorfix.cli.common import input_errors_exit, warn
-from oorfix.cli.options import shared
+from oorfix.app.loading import settings_inventory
+from oorfix.cli.common import input_errors_exit, settings_from, warn
+from oorfix.cli.options import VAULT_OPTIONS, shared
 from oorfix.errors import InputError
-from oorfix.inventory.core import Inventory, load_inventory
+from oorfix.inventory.core import Inventory
 from oorfix.inventory.patterns import limit_pattern
-from oorfix.redact import MASK
+from oorfix.redact import MASK, mask_secret_values
 from oorfix.run.variables import is_secret_name
 
 # Variables oorfix (like Ansible) derives for every host; ansible-inventory does not list them.
@@ -29,9 +30,10 @@ DERIVED = frozenset({"inventory_hostname", "inventory_hostname_short", "group_na
 
 
 def masked(variables: Mapping[str, Any]) -> dict[str, Any]:
-    """A host's own variables with secret-named values masked and derived ones left out."""
+    """A host's own variables with secrets (by name, or vault-decrypted) masked and derived
+    ones left out."""
     return {
-        key: MASK if is_secret_name(key) else value
+        key: MASK if is_secret_name(key) else mask_secret_values(value)
         for key, value in variables.items()
         if key not in DERIVED
     }
@@ -64,33 +66,47 @@ def graph(inventory: Inventory, group: str = "all", depth: int = 0) -> Iterator[
         yield f"{indent}  |--{host}"
 
 
-def host_detail(inventory: Inventory, name: str) -> dict[str, Any]:
-    """A host's variables and the connection oorfix would open to it."""
+def host_detail(inventory: Inventory, name: str, ssh_config: Path | None = None) -> dict[str, Any]:
+    """A host's variables and the connection oorfix would open to it: for SSH, as resolved
+    through ssh_config (``ssh_config``: the run's -F), with where each value came from."""
     host = inventory.hosts.get(name)
     if host is None:
         raise InputError(f"no host {name!r} in the inventory", inventory.path)
+    conn = host.connection()
+    if conn.kind != "ssh":
+        connection = {
+            key: str(value) if isinstance(value, Path) else value
+            for key, value in asdict(conn).items()
+        }
+        return {**masked(host.vars), "_oorfix_connection": connection}
+    # Imported here: paramiko (which parses ssh_config) loads only for an SSH host.
+    from oorfix.transport.sshconfig import resolve
+
+    resolution = resolve(conn, ssh_config)
     connection = {
-        key: str(value) if isinstance(value, Path) else value
-        for key, value in asdict(host.connection()).items()
+        "kind": conn.kind,
+        **resolution.endpoint.describe(),
+        "ssh_config": str(resolution.config) if resolution.config is not None else None,
+        "warnings": [str(note) for note in resolution.notes],
     }
     return {**masked(host.vars), "_oorfix_connection": connection}
 
 
 @click.command()
-@shared("inventory")
+@shared("inventory", *VAULT_OPTIONS, "ssh_config")
 @click.option("--list", "as_json", is_flag=True, help="every group and host, as JSON")
 @click.option("--graph", "as_graph", is_flag=True, help="the group tree")
 @click.option("--host", "host_name", help="one host's variables and connection, as JSON")
 @click.option("--hosts", "pattern", help="the hosts a pattern (or @FILE) selects, one per line")
 @input_errors_exit
 def inventory(
-    inventory_path: Path, as_json: bool, as_graph: bool, host_name: str | None, pattern: str | None
+    as_json: bool, as_graph: bool, host_name: str | None, pattern: str | None, **sources: Any
 ) -> None:
     """Show the inventory as oorfix reads it (compare with ansible-inventory)."""
     chosen = [as_json, as_graph, host_name is not None, pattern is not None]
     if sum(chosen) != 1:
         raise InputError("give exactly one of --list, --graph, --host H or --hosts PATTERN")
-    loaded = load_inventory(inventory_path)
+    loaded = settings_inventory(settings_from(sources))  # every -i, vault values decrypted
     for warning in loaded.warnings:
         warn(warning)
     if as_json:
@@ -98,7 +114,10 @@ def inventory(
     elif as_graph:
         click.echo("\n".join(graph(loaded)))
     elif host_name is not None:
-        click.echo(json.dumps(host_detail(loaded, host_name), indent=2, default=str))
+        detail = host_detail(loaded, host_name, sources.get("ssh_config"))
+        for note in detail["_oorfix_connection"].get("warnings", []):
+            warn(note)
+        click.echo(json.dumps(detail, indent=2, default=str))
     elif pattern is not None:
         for host in loaded.select(limit_pattern(pattern)):
             click.echo(host.name)

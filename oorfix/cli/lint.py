@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from oorfix.app.settings import RunSettings
 from oorfix.catalog import BUILTIN
-from oorfix.cli.common import input_errors_exit, load_and_plan, runbook_args
-from oorfix.cli.options import shared
+from oorfix.cli.common import input_errors_exit, load_and_plan, runbook_args, settings_from
+from oorfix.cli.options import VAULT_OPTIONS, shared
+from oorfix.inventory.vault import Keyring
 from oorfix.output.console import catalog_table, make_console, print_plan
 from oorfix.run.validate import validate_paths
 from oorfix.runbook.catalogfile import schema as catalog_schema
@@ -25,28 +26,27 @@ from oorfix.runbook.models import runbook_json_schema
 @click.option(
     "-i",
     "--inventory",
-    "inventory_path",
+    "inventory_paths",
     type=click.Path(path_type=Path),
-    help="also render every runbook for every host of this inventory",
+    multiple=True,
+    help="also render every runbook for every host of this inventory (repeat to merge)",
 )
+@shared(*VAULT_OPTIONS)
 @input_errors_exit
-def validate(paths: tuple[Path, ...], inventory_path: Path | None) -> None:
+def validate(paths: tuple[Path, ...], inventory_paths: tuple[Path, ...], **vault: Any) -> None:
     """Lint runbooks and inventories; errors are path:line: message, exit 2."""
-    summary = validate_paths(list(paths), inventory_path)
+    keyring = Keyring.from_options(vault["vault_password_files"], vault["vault_ids"])
+    summary = validate_paths(list(paths), list(inventory_paths), keyring)
     make_console().print(summary)
 
 
 @click.command()
 @runbook_args
-@shared("inventory", "limit", "extra_vars")
+@shared("inventory", *VAULT_OPTIONS, "limit", "extra_vars")
 @input_errors_exit
-def plan(
-    runbooks: tuple[str, ...], inventory_path: Path, limit: str | None, extra: tuple[str, ...]
-) -> None:
+def plan(runbooks: tuple[str, ...], **options: Any) -> None:
     """Show every rendered command per host without connecting to any host."""
-    settings = RunSettings(
-        runbooks=runbooks, inventory_path=inventory_path, extra=extra, limit=limit
-    )
+    settings = settings_from(options, runbooks=runbooks)
     print_plan(make_console(), load_and_plan(settings).planned)
 
 

@@ -22,11 +22,26 @@ OPTIONS: dict[str, Callable[[F], F]] = {
     "inventory": click.option(
         "-i",
         "--inventory",
-        "inventory_path",
+        "inventory_paths",
         type=PathType,
-        default=DEFAULTS.inventory_path,
+        multiple=True,
+        default=DEFAULTS.inventory_paths,
         show_default=True,
-        help="inventory file or directory",
+        help="inventory file, directory, script or host list; repeat to merge several in order",
+    ),
+    "vault_password_file": click.option(
+        "--vault-password-file",
+        "vault_password_files",
+        type=PathType,
+        multiple=True,
+        help="Ansible Vault password: the file's first line, or what it prints if executable",
+    ),
+    "vault_id": click.option(
+        "--vault-id",
+        "vault_ids",
+        multiple=True,
+        metavar="[LABEL@]FILE",
+        help="a vault id's password file (repeatable; a vault's 1.2 label picks its password)",
     ),
     "dry_run": click.option(
         "--dry-run", is_flag=True, help="change nothing: show the changes a fix would make"
@@ -42,6 +57,12 @@ OPTIONS: dict[str, Callable[[F], F]] = {
         show_default=True,
         type=click.IntRange(1, 500),
         help="hosts worked on at once",
+    ),
+    "ssh_config": click.option(
+        "-F",
+        "--ssh-config",
+        type=PathType,
+        help="ssh_config file read instead of ~/.ssh/config (like ssh -F)",
     ),
     "known_hosts": click.option("--known-hosts", type=PathType, help="default: ~/.ssh/known_hosts"),
     "accept_new_host_keys": click.option(
@@ -96,12 +117,17 @@ OPTIONS: dict[str, Callable[[F], F]] = {
     ),
 }
 
+# What decrypts Ansible Vault values: every command that loads an inventory takes these.
+VAULT_OPTIONS = ("vault_password_file", "vault_id")
+
 # What every command that contacts hosts accepts, in the order --help lists them.
 RUN_OPTIONS = (
     "inventory",
+    *VAULT_OPTIONS,
     "limit",
     "extra_vars",
     "forks",
+    "ssh_config",
     "known_hosts",
     "accept_new_host_keys",
     "connect_timeout",

@@ -34,7 +34,7 @@ def run_scenario(suite: LoadedSuite, index: int, state: Path) -> tuple[ScenarioR
     planned = plan_run([suite.runbook], suite.inventory, suite.suite.vars, scenario.limit)
     settings = RunSettings(
         runbooks=(str(suite.runbook.path),),
-        inventory_path=suite.path,
+        inventory_paths=(suite.path,),
         limit=scenario.limit,
         yes=True,
         force=scenario.force,

@@ -1,31 +1,32 @@
 """Ansible-compatible inventories: loading, group_vars/host_vars, variable precedence, selection.
 
-Variable precedence, lowest first: the ``all`` group, then the other groups by depth (a child
-beats its parent; at equal depth ``ansible_group_priority``, then the name, decide and the
-later wins), then the host's own variables. A group's ``group_vars`` files layer on top of
-its inline vars and a host's ``host_vars`` files on top of its inline vars. (Ansible itself
-ranks every group_vars file above every inline group var; per group is easier to predict.)
-Runbook vars and extra vars are merged by the caller. The YAML and INI parsers live in
-``oorfix.inventory.formats``, host patterns in ``oorfix.inventory.patterns``.
+Variable precedence, lowest first, as Ansible ranks it: every group's inline vars (the ``all``
+group, then the others by depth: a child beats its parent; at equal depth
+``ansible_group_priority``, then the name, decide and the later wins), then ``group_vars/all``,
+then the other groups' ``group_vars/`` files in the same order, then the host's inline vars,
+then its ``host_vars/`` files. Several sources (repeated ``-i``) are read in order into one
+inventory, as Ansible reads them: a later source wins at the same level, and each source's own
+group_vars/ and host_vars/ count, a later source's winning. Runbook vars and extra vars are
+merged by the caller. Reading one file is ``oorfix.inventory.sources`` (YAML and INI parsers in
+``formats``, scripts and ansible-inventory JSON in ``scripts`` and ``listjson``, Ansible Vault
+in ``vault``); host patterns are ``oorfix.inventory.patterns``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from oorfix.errors import InventoryError, YamlError
+from oorfix.errors import InventoryError
 from oorfix.inventory.formats import (
     MAGIC_GROUPS,
     Builder,
     Draft,
     GroupDraft,
     expand_host,
-    kind_of,
-    looks_like_yaml,
-    parse_ini,
     parse_yaml,
 )
 from oorfix.inventory.formats import expand_host_range as expand_host_range  # re-exported
@@ -34,10 +35,14 @@ from oorfix.inventory.patterns import explain_no_match, select_hosts
 from oorfix.inventory.patterns import (
     split_pattern as split_pattern,  # re-exported: callers import it here
 )
+from oorfix.inventory.scripts import is_script
+from oorfix.inventory.sources import YAML_SUFFIXES, read_source, read_vars
+from oorfix.inventory.vault import NO_KEYS, Keyring
 from oorfix.runbook import yamlsource
 
-YAML_SUFFIXES = (".yml", ".yaml", ".json")
-DIRECTORY_SUFFIXES = (".yml", ".yaml", ".ini", "")  # what a directory inventory loads
+# What a directory inventory reads, besides scripts (a .json there is left alone: an export
+# sits beside the sources it came from and would count twice).
+DIRECTORY_SUFFIXES = (".yml", ".yaml", ".ini", "")
 IMPLICIT_LOCAL = ("localhost", "127.0.0.1", "::1")  # Ansible's implicit local host names
 
 
@@ -53,16 +58,24 @@ class Group:
 
 @dataclass(frozen=True)
 class Inventory:
-    """Hosts in order of first appearance, groups, and what loading noticed."""
+    """Hosts in order of first appearance, groups, and what loading noticed; ``path`` is the
+    first of the ``sources`` it was loaded from."""
 
     path: Path
     hosts: dict[str, Host]
     groups: dict[str, Group]
     warnings: tuple[str, ...] = ()
+    sources: tuple[Path, ...] = ()
 
     def group_members(self, name: str) -> set[str]:
         """Names of the hosts in group ``name`` or any group below it; empty if unknown."""
         return {host.name for host in self.hosts.values() if name in host.groups}
+
+    @cached_property
+    def group_hosts(self) -> dict[str, tuple[str, ...]]:
+        """Each group's hosts in Ansible's order, which its subscripts (``web[0]``) count in:
+        the group's own, then those of each level of groups below it in turn."""
+        return {name: _ordered_hosts(self.groups, name) for name in self.groups}
 
     def select(self, pattern: str) -> list[Host]:
         """Hosts matching an Ansible host pattern, in inventory order; [] when none match.
@@ -70,7 +83,7 @@ class Inventory:
         As in Ansible, ``localhost`` (or ``127.0.0.1``, ``::1``) named in a pattern but absent
         from the inventory is an implicit local host, in no group, never part of ``all``.
         """
-        found = select_hosts(pattern, self.hosts, self.groups)
+        found = select_hosts(pattern, self.hosts, self.group_hosts)
         named = [p for p in split_pattern(pattern) if p in IMPLICIT_LOCAL and p not in self.hosts]
         return found + [_implicit_local(name) for name in dict.fromkeys(named)]
 
@@ -81,32 +94,53 @@ class Inventory:
             return hosts, None
         # "all" and "ungrouped" exist in every inventory, so listing them would tell nothing.
         message = explain_no_match(
-            pattern, self.hosts, self.groups, source=self.path, hidden=MAGIC_GROUPS
+            pattern, self.hosts, self.group_hosts, source=self.path, hidden=MAGIC_GROUPS
         )
         return [], message
 
 
-def load_inventory(path: Path) -> Inventory:
-    """Load an inventory file or directory with its group_vars/ and host_vars/."""
-    path = Path(path)
+def load_inventory(path: Path | str, vault: Keyring | None = None) -> Inventory:
+    """Load an inventory file, directory, script or host list with its group_vars/ and
+    host_vars/; ``vault`` holds the passwords of its encrypted values, if any."""
+    return load_inventories([Path(path)], vault)
+
+
+def load_inventories(paths: Sequence[Path], vault: Keyring | None = None) -> Inventory:
+    """Load several inventory sources into one, in order, as Ansible loads repeated ``-i``."""
+    if not paths:
+        raise InventoryError("no inventory given")
+    keyring = vault or NO_KEYS
+    sources = tuple(Path(path) for path in paths)
+    builder = Builder(sources[0])
+    bases = [base for path in sources if (base := _load_source(path, builder, keyring))]
+    # Vars files are matched against the whole inventory, once all sources are read; the
+    # same folder twice counts twice, as in Ansible.
+    read = {
+        base: (
+            _read_vars_files(base / "group_vars", builder.groups, "group", builder, keyring),
+            _read_vars_files(base / "host_vars", builder.hosts, "host", builder, keyring),
+        )
+        for base in dict.fromkeys(bases)
+    }
+    for base in bases:
+        for name, variables in read[base][1].items():
+            builder.hosts[name].vars.update(variables)
+    return _resolve(builder, sources, [read[base][0] for base in bases])
+
+
+def _load_source(path: Path, builder: Builder, keyring: Keyring) -> Path | None:
+    """Read one ``-i`` source into ``builder``; the folder of its vars files, if it has one."""
     if path.is_dir():
-        sources, base = _directory_sources(path), path
-    elif path.is_file():
-        sources, base = [path], path.parent
-    elif "," in str(path):
-        return _host_list(str(path))
-    else:
-        raise InventoryError("no such inventory file or directory", path)
-    builder = Builder(path)
-    for source in sources:
-        _parse_source(source, builder)
-    # Ansible ranks every group_vars/ file above every group's inline vars, while a host's
-    # host_vars/ file simply lies over its inline vars.
-    group_files = _read_vars_files(base / "group_vars", builder.groups, "group", builder.warnings)
-    host_files = _read_vars_files(base / "host_vars", builder.hosts, "host", builder.warnings)
-    for name, variables in host_files.items():
-        builder.hosts[name].vars.update(variables)
-    return _resolve(builder, path, group_files)
+        for source in _directory_sources(path):
+            read_source(source, builder, keyring)
+        return path
+    if path.is_file():
+        read_source(path, builder, keyring)
+        return path.parent
+    if "," in str(path):
+        _host_list(str(path), builder)
+        return None
+    raise InventoryError("no such inventory file or directory", path)
 
 
 def inventory_from_document(doc: yamlsource.Document) -> Inventory:
@@ -114,7 +148,23 @@ def inventory_from_document(doc: yamlsource.Document) -> Inventory:
     files); errors name that file and line."""
     builder = Builder(doc.path)
     parse_yaml(doc, builder)
-    return _resolve(builder, doc.path)
+    return _resolve(builder, (doc.path,))
+
+
+def _ordered_hosts(groups: Mapping[str, Group], name: str) -> tuple[str, ...]:
+    """Ansible's Group.get_hosts order: breadth first, each level in the order of the one
+    above (where Ansible walks a set, and so its own order, below the first level)."""
+    levels, seen, frontier = [name], {name}, [name]
+    while frontier:
+        below = []
+        for group in frontier:
+            for child in groups[group].children:
+                if child not in seen:
+                    seen.add(child)
+                    below.append(child)
+        levels += below
+        frontier = below
+    return tuple(dict.fromkeys(host for group in levels for host in groups[group].hosts))
 
 
 def _implicit_local(name: str) -> Host:
@@ -123,18 +173,18 @@ def _implicit_local(name: str) -> Host:
     return Host(name=name, vars=variables, groups=())
 
 
-def _host_list(text: str) -> Inventory:
+def _host_list(text: str, builder: Builder) -> None:
     """``-i web1,web2:2222,`` as Ansible reads it: the hosts named, ungrouped, no vars files."""
     path = Path(text)
-    builder = Builder(path)
+    named = 0
     for token in (part.strip() for part in text.split(",")):
         if token:
-            names, variables = expand_host(token, (path, None))
+            names, port = expand_host(token, (path, None))
             for name in names:
-                builder.host(name, "ungrouped", variables, (path, None))
-    if not builder.hosts:
+                builder.host(name, "ungrouped", {}, (path, None), port)
+            named += len(names)
+    if not named:
         raise InventoryError("a host list names no host (write -i host1,host2,)", text)
-    return _resolve(builder, path)
 
 
 def _directory_sources(path: Path) -> list[Path]:
@@ -144,41 +194,16 @@ def _directory_sources(path: Path) -> list[Path]:
         if entry.is_file()
         and not entry.name.startswith(".")
         and not entry.name.endswith("~")
-        and entry.suffix in DIRECTORY_SUFFIXES
+        and (entry.suffix in DIRECTORY_SUFFIXES or is_script(entry))
     ]
     if not sources:
-        raise InventoryError("no inventory file (*.yml, *.yaml, *.ini) in this directory", path)
+        message = "no inventory file (*.yml, *.yaml, *.ini, a script) in this directory"
+        raise InventoryError(message, path)
     return sources
 
 
-def _read_text(path: Path) -> str:
-    try:
-        if path.stat().st_size > yamlsource.MAX_FILE_BYTES:
-            raise InventoryError(f"file is larger than {yamlsource.MAX_FILE_BYTES} bytes", path)
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InventoryError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path) from None
-    except OSError as exc:
-        raise InventoryError(f"cannot read: {exc.strerror or exc}", path) from None
-
-
-def _load_yaml(text: str, path: Path) -> yamlsource.Document:
-    try:
-        return yamlsource.load_text(text, path, yaml11=True)
-    except YamlError as exc:
-        raise InventoryError(exc.message, exc.path, exc.line) from None
-
-
-def _parse_source(path: Path, builder: Builder) -> None:
-    text = _read_text(path)
-    if path.suffix in YAML_SUFFIXES or looks_like_yaml(text):
-        parse_yaml(_load_yaml(text, path), builder)
-    else:
-        parse_ini(path, text, builder)
-
-
 def _read_vars_files(
-    folder: Path, drafts: Mapping[str, Draft], noun: str, warnings: list[str]
+    folder: Path, drafts: Mapping[str, Draft], noun: str, builder: Builder, keyring: Keyring
 ) -> dict[str, dict[str, Any]]:
     """The variables of each group's (or host's) files in ``folder``, by name."""
     found: dict[str, dict[str, Any]] = {}
@@ -189,10 +214,10 @@ def _read_vars_files(
         for entry in _vars_entries(folder, name):
             used.add(entry)
             for path in _vars_files(entry):
-                found.setdefault(name, {}).update(_read_vars(path))
+                found.setdefault(name, {}).update(read_vars(path, keyring))
     for entry in sorted(folder.iterdir()):
         if entry not in used and not entry.name.startswith("."):
-            warnings.append(f"{entry}: no {noun} of that name in the inventory; ignored")
+            builder.warnings.append(f"{entry}: no {noun} of that name in the inventory; ignored")
     return found
 
 
@@ -215,19 +240,12 @@ def _vars_files(entry: Path) -> list[Path]:
     ]
 
 
-def _read_vars(path: Path) -> dict[str, Any]:
-    doc = _load_yaml(_read_text(path), path)
-    if doc.data is None:
-        return {}
-    if not isinstance(doc.data, dict):
-        message = f"a vars file must be a mapping of names to values, not a {kind_of(doc.data)}"
-        raise InventoryError(message, path, doc.line_of(()))
-    return {str(key): value for key, value in doc.data.items()}
-
-
 def _resolve(
-    builder: Builder, path: Path, group_files: Mapping[str, dict[str, Any]] | None = None
+    builder: Builder,
+    sources: tuple[Path, ...],
+    group_files: Sequence[Mapping[str, dict[str, Any]]] = (),
 ) -> Inventory:
+    """The inventory of everything read; ``group_files`` holds each source's group_vars/."""
     groups = builder.groups
     _adopt_orphans(groups)
     _check_cycles(groups)
@@ -240,21 +258,40 @@ def _resolve(
     hosts: dict[str, Host] = {}
     for name, direct in _memberships(builder).items():
         ordered = sorted(_ancestors(direct, parents), key=rank.__getitem__)
-        files = group_files or {}
         layers = [groups[group].vars for group in ordered]
-        layers += [files[group] for group in ordered if group in files]
+        # Ansible: group_vars/all of every source, then each source's files of the others.
+        layers += [files["all"] for files in group_files if "all" in files]
+        layers += [
+            files[group]
+            for files in group_files
+            for group in ordered
+            if group != "all" and group in files
+        ]
         hosts[name] = _make_host(name, builder.hosts[name], ordered, layers)
     final = {
         name: Group(
             name,
             tuple(draft.hosts),
             tuple(draft.children),
-            {**draft.vars, **(group_files or {}).get(name, {})},
+            _merged([draft.vars, *(files.get(name, {}) for files in group_files)]),
         )
         for name, draft in groups.items()
     }
     builder.warnings += [f"{name!r} is both a host and a group" for name in hosts if name in final]
-    return Inventory(path=path, hosts=hosts, groups=final, warnings=tuple(builder.warnings))
+    return Inventory(
+        path=sources[0],
+        hosts=hosts,
+        groups=final,
+        warnings=tuple(builder.warnings),
+        sources=sources,
+    )
+
+
+def _merged(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update(layer)
+    return merged
 
 
 def _adopt_orphans(groups: dict[str, GroupDraft]) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from oorfix.errors import InventoryError
+from oorfix.redact import mark_secret
 from oorfix.runbook import yamlsource
 
 GROUP_KEYS = ("hosts", "children", "vars")
@@ -25,6 +26,7 @@ MAX_RANGE_HOSTS = 10_000
 
 _SECTION = re.compile(r"\[([^:\]\s]+)(?::(\w+))?\]\s*(?:[#;].*)?")
 _RANGE = re.compile(r"\[([^\]]*)\]")
+_YAML_KEY = re.compile(r"[A-Za-z_][\w.-]*:\s")
 
 Where = tuple[Path, int | None]
 
@@ -112,17 +114,45 @@ class Builder:
         self.groups: dict[str, GroupDraft] = {}
         self.hosts: dict[str, Draft] = {}
         self.warnings: list[str] = []
+        # Set while a vault-encrypted source is read: every value it sets is then a secret.
+        self.secret = False
         for name in MAGIC_GROUPS:
             self.group(name, (path, None))
+        self.child("all", "ungrouped", (path, None))  # Ansible's first child of "all"
 
     def group(self, name: str, where: Where) -> GroupDraft:
         """The draft of group ``name``, created on first mention."""
         return self.groups.setdefault(name, GroupDraft(where))
 
-    def host(self, name: str, group: str, variables: Mapping[str, Any], where: Where) -> None:
-        """Add host ``name`` to ``group`` and merge in its variables."""
-        self.hosts.setdefault(name, Draft(where)).vars.update(variables)
+    def host(
+        self,
+        name: str,
+        group: str,
+        variables: Mapping[str, Any],
+        where: Where,
+        port: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Add host ``name`` to ``group`` and merge in its variables. ``port`` (written
+        ``name:port``) counts only where the host is first named: Ansible gives a host its
+        port when it creates it and ignores the port of a later mention."""
+        draft = self.hosts.get(name)
+        if draft is None:
+            draft = self.hosts[name] = Draft(where, self._own(port or {}))
+        draft.vars.update(self._own(variables))
         self.group(group, where).hosts[name] = None
+
+    def host_vars(self, name: str, variables: Mapping[str, Any]) -> None:
+        """Merge variables into known host ``name`` (a later source wins)."""
+        self.hosts[name].vars.update(self._own(variables))
+
+    def group_vars(self, name: str, variables: Mapping[str, Any]) -> None:
+        """Merge variables into known group ``name`` (a later source wins)."""
+        self.groups[name].vars.update(self._own(variables))
+
+    def _own(self, variables: Mapping[str, Any]) -> dict[str, Any]:
+        if self.secret:
+            return {str(key): mark_secret(value) for key, value in variables.items()}
+        return {str(key): value for key, value in variables.items()}
 
     def child(self, parent: str, child: str, where: Where) -> None:
         """Make group ``child`` a child of group ``parent``."""
@@ -132,11 +162,14 @@ class Builder:
 
 def looks_like_yaml(text: str) -> bool:
     """Whether an inventory file without a YAML suffix holds YAML rather than INI."""
-    # An extensionless "hosts" file may hold YAML; its first line then reads "all:" or "---".
+    # An extensionless "hosts" file may hold YAML; its first line then reads "all:", "---" or
+    # "plugin: NAME" (a key, a colon and a space: never an INI host, whose port has no space).
     for raw in text.split("\n"):
         line = raw.strip()
         if line and line[0] not in "#;":
-            return line.startswith(("---", "{")) or (line.endswith(":") and line[0] != "[")
+            if line.startswith(("---", "{")) or _YAML_KEY.match(line):
+                return True
+            return line.endswith(":") and line[0] != "["
     return False
 
 
@@ -148,6 +181,16 @@ def parse_yaml(doc: yamlsource.Document, builder: Builder) -> None:
 def parse_ini(path: Path, text: str, builder: Builder) -> None:
     """Record the groups and hosts of an INI inventory file's text in ``builder``."""
     _IniParser(path, builder).parse(text)
+
+
+def plugin_refusal(plugin: Any, path: Path) -> str:
+    """Why an inventory plugin's config (``plugin: aws_ec2``) is refused, and the way round."""
+    # As in Ansible's YAML inventory plugin, a top-level `plugin:` key is a plugin's config,
+    # never a group. oorfix runs no plugins; Ansible can turn one into data oorfix reads.
+    return (
+        f"inventory plugin {str(plugin)!r} is not supported: oorfix reads inventories as data; "
+        f"run `ansible-inventory -i {path} --list > inv.json`, then give oorfix `-i inv.json`"
+    )
 
 
 def kind_of(value: Any) -> str:
@@ -173,6 +216,8 @@ class _YamlParser:
         data = self.doc.data
         if data is not None and not isinstance(data, dict):
             raise self.error((), f"an inventory must be a mapping of groups, not a {kind_of(data)}")
+        if data and "plugin" in data:
+            raise self.error(("plugin",), plugin_refusal(data["plugin"], self.doc.path))
         for key, body in (data or {}).items():
             self.group((key,), body, None)
 
@@ -189,8 +234,7 @@ class _YamlParser:
             if key not in GROUP_KEYS:
                 allowed = ", ".join(GROUP_KEYS)
                 raise self.error((*loc, key), f"unknown key {key!r} in group {name!r} ({allowed})")
-        variables = self.mapping(loc, "vars", body)
-        self.builder.groups[name].vars.update((str(k), v) for k, v in variables.items())
+        self.builder.group_vars(name, self.mapping(loc, "vars", body))
         for key, value in self.mapping(loc, "hosts", body).items():
             self.host((*loc, "hosts", key), value, name)
         for key, value in self.mapping(loc, "children", body).items():
@@ -215,9 +259,9 @@ class _YamlParser:
             message = f"host {str(loc[-1])!r} must map to a mapping of vars or nothing, not a "
             raise self.error(loc, message + kind_of(value))
         names, port = expand_host(str(loc[-1]), self.where(loc))
-        variables = {**port, **{str(k): v for k, v in (value or {}).items()}}
+        variables = {str(k): v for k, v in (value or {}).items()}
         for name in names:
-            self.builder.host(name, group, variables, self.where(loc))
+            self.builder.host(name, group, variables, self.where(loc), port)
 
 
 class _IniParser:
@@ -238,7 +282,7 @@ class _IniParser:
         for group, (where, variables) in self.pending.items():
             if group not in self.builder.groups:
                 raise InventoryError(f"[{group}:vars] is for a group never defined", *where)
-            self.builder.groups[group].vars.update(variables)
+            self.builder.group_vars(group, variables)
 
     def line(self, line: str, where: Where) -> None:
         if line.startswith("["):
@@ -266,7 +310,8 @@ class _IniParser:
 
     def host(self, line: str, where: Where) -> None:
         tokens = _split_line(line, where)
-        names, variables = expand_host(tokens[0], where)
+        names, port = expand_host(tokens[0], where)
+        variables: dict[str, Any] = {}
         for token in tokens[1:]:
             key, equals, value = token.partition("=")
             if not equals or not key:
@@ -274,7 +319,7 @@ class _IniParser:
                 raise InventoryError(message, *where)
             variables[key] = ini_value(value)
         for name in names:
-            self.builder.host(name, self.section, variables, where)
+            self.builder.host(name, self.section, variables, where, port)
 
     def child(self, line: str, where: Where) -> None:
         tokens = _split_line(line, where)

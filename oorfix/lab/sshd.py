@@ -43,6 +43,8 @@ class SshdServer:
         environments: Mapping[str, Mapping[str, str]] | None = None,
         force_commands: Mapping[str, str] | None = None,
         extra_config: Sequence[str] = (),
+        command_prefix: Sequence[str] = (),
+        port: int = 0,
     ) -> None:
         self.directory = Path(directory).resolve()
         self.addresses = tuple(addresses)
@@ -55,6 +57,12 @@ class SshdServer:
         # Lines put before the defaults: sshd keeps the first value of a keyword, so these win
         # (a HostCertificate, AllowTcpForwarding for a jump host).
         self.extra_config = tuple(extra_config)
+        # Run sshd through this (e.g. `ip netns exec NS`, for an sshd inside a network
+        # namespace). Readiness is then sshd's own "Server listening" line for every address,
+        # since this namespace may have no route to them, and ``port`` (0: any free one)
+        # should be given: a free port cannot be probed from here either.
+        self.command_prefix = tuple(command_prefix)
+        self.fixed_port = port
         self.port = 0
         self.host_key = self.directory / "ssh_host_ed25519_key"
         self.client_key = self.directory / "client_key"
@@ -82,7 +90,7 @@ class SshdServer:
         self._make_keys()
         _ensure_privsep_dir()
         for _attempt in range(_PORT_ATTEMPTS):
-            self.port = free_port(self.addresses)
+            self.port = self.fixed_port or free_port(self.addresses)
             if self._launch():
                 self._write_known_hosts()
                 return self
@@ -170,7 +178,7 @@ class SshdServer:
         with self.log.open("wb") as log:  # fresh per attempt: old errors must not count
             # -D: stay in the foreground so we own the pid; -e: log to stderr, i.e. the file.
             self._proc = subprocess.Popen(
-                [str(self.sshd), "-D", "-e", "-f", str(self.config)],
+                [*self.command_prefix, str(self.sshd), "-D", "-e", "-f", str(self.config)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -187,7 +195,7 @@ class SshdServer:
 
     def _wait_ready(self, deadline: float) -> None:
         for address in self.addresses:
-            while not _banner_ready(address, self.port):
+            while not self._ready(address):
                 self._check_alive()
                 if time.monotonic() > deadline:
                     raise SshdError(
@@ -195,6 +203,13 @@ class SshdServer:
                         f"{START_TIMEOUT:g}s; log:\n{self.log_tail()}"
                     )
                 time.sleep(0.02)  # a poll interval, not a guess at readiness
+
+    def _ready(self, address: str) -> bool:
+        """Whether sshd answers on address (or, run through a prefix, says it listens)."""
+        if not self.command_prefix:
+            return _banner_ready(address, self.port)
+        listening = f"Server listening on {address} port {self.port}."
+        return listening in self.log.read_text(errors="replace")
 
     def _check_alive(self) -> None:
         log = self.log_tail()

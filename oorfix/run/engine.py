@@ -198,7 +198,7 @@ class Engine:
             steps=tuple(steps.steps),
             error=ending.reason,
             escalation=flow.escalation,
-            notes=tuple(flow.notes),
+            notes=(*self._new_key_note(job), *flow.notes),
             # Checks taken in a batch ran before the job started, timed by the host's clock
             # (to 10 ms); the result spans them too.
             started=min([started, *(s.started for s in steps.steps)]),
@@ -207,6 +207,13 @@ class Engine:
         self._breaker.record(result)  # before anyone hears of it, so what they do next sees it
         self.parts.observer.job_finished(result)
         return result
+
+    def _new_key_note(self, job: Job) -> list[str]:
+        """A note, in the host's first result, of a host key trusted by accept-new."""
+        fingerprint = self.pool.take_new_host_key(job.host.name)
+        if fingerprint is None:
+            return []
+        return [f"trusted a new host key {fingerprint} (--accept-new-host-keys)"]
 
     def _end_of(self, flow: JobFlow) -> Ending:
         """Run a job's flow; per-host trouble becomes its ending, never the run's."""

@@ -42,6 +42,7 @@ class ConnectionPool:
         self._factory = factory
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        self._new_keys: dict[str, str] = {}  # host -> fingerprint trusted by accept-new
 
     def _entry(self, name: str) -> _Entry:
         with self._lock:
@@ -64,7 +65,17 @@ class ConnectionPool:
                 transport.close()
                 raise
             entry.transport = transport
+            # Only the SSH transport trusts keys; the others have no such attribute.
+            fingerprint = getattr(transport, "new_host_key", None)
+            if isinstance(fingerprint, str):
+                with self._lock:
+                    self._new_keys[host.name] = fingerprint
             return transport
+
+    def take_new_host_key(self, name: str) -> str | None:
+        """The fingerprint of the key accept-new trusted for host ``name``, told once."""
+        with self._lock:
+            return self._new_keys.pop(name, None)
 
     @contextmanager
     def lease(self, host: Host) -> Iterator[Transport]:

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from oorfix.errors import InputError, InputErrors
-from oorfix.inventory.core import Inventory, load_inventory
+from oorfix.inventory.core import Inventory, load_inventories
+from oorfix.inventory.vault import NO_KEYS, Keyring
 from oorfix.run.planner import plan_run
 from oorfix.runbook.catalogfile import CATALOG_FILE, load_catalog
 from oorfix.runbook.loader import LoadedRunbook, load_runbooks, runbook_files
@@ -22,9 +23,17 @@ def _looks_like_runbook(path: Path) -> bool:
     try:
         data = load_file(path).data
     except InputError:
-        # Unreadable: the runbook loader reports it with its line, unless it is inventory vars.
-        return path.parent.name not in ("group_vars", "host_vars")
+        # Unreadable: the runbook loader reports it with its line, unless it is inventory vars
+        # or has a !vault value, which only inventories take.
+        return path.parent.name not in ("group_vars", "host_vars") and not _has_vault_tag(path)
     return isinstance(data, dict) and bool(RUNBOOK_KEYS & set(data))
+
+
+def _has_vault_tag(path: Path) -> bool:
+    try:
+        return "!vault" in path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
 
 
 def _is_runbook_dir(path: Path) -> bool:
@@ -51,8 +60,12 @@ def _collect(errors: list[InputError], exc: InputError) -> None:
 
 
 def _load_all(
-    runbook_paths: list[Path], inventory_paths: list[Path], errors: list[InputError]
+    runbook_paths: list[Path],
+    inventory_sources: list[list[Path]],
+    keyring: Keyring,
+    errors: list[InputError],
 ) -> tuple[list[LoadedRunbook], list[Inventory]]:
+    """Every runbook and inventory (each a list of sources merged); errors go to ``errors``."""
     runbooks: list[LoadedRunbook] = []
     inventories: list[Inventory] = []
     if runbook_paths:
@@ -60,9 +73,9 @@ def _load_all(
             runbooks = load_runbooks(runbook_paths)
         except InputError as exc:
             _collect(errors, exc)
-    for path in inventory_paths:
+    for sources in inventory_sources:
         try:
-            inventories.append(load_inventory(path))
+            inventories.append(load_inventories(sources, keyring))
         except InputError as exc:
             _collect(errors, exc)
     return runbooks, inventories
@@ -80,19 +93,25 @@ def _render_all(
             yield exc
 
 
-def validate_paths(paths: list[Path], inventory_path: Path | None = None) -> str:
-    """Load every runbook and inventory; render runbooks per host; raise all errors found."""
+def validate_paths(
+    paths: list[Path], inventory_paths: list[Path] | None = None, keyring: Keyring = NO_KEYS
+) -> str:
+    """Load every runbook and inventory; render runbooks per host; raise all errors found.
+
+    Each inventory among ``paths`` stands alone; the ``-i`` sources are merged into one.
+    """
     catalogs = [p for p in paths if p.name == CATALOG_FILE and p.is_file()]
-    runbook_paths, inventory_paths = classify([p for p in paths if p not in catalogs])
-    if inventory_path is not None:
-        inventory_paths.append(inventory_path)
+    runbook_paths, inventory_args = classify([p for p in paths if p not in catalogs])
+    inventory_sources = [[path] for path in inventory_args]
+    if inventory_paths:
+        inventory_sources.append(list(inventory_paths))
     errors: list[InputError] = []
     if catalogs:
         try:
             load_catalog(catalogs)
         except InputError as exc:
             _collect(errors, exc)
-    runbooks, inventories = _load_all(runbook_paths, inventory_paths, errors)
+    runbooks, inventories = _load_all(runbook_paths, inventory_sources, keyring, errors)
     if not errors:
         errors.extend(_render_all(runbooks, inventories))
     if errors:

@@ -18,7 +18,7 @@ from typing import Any
 from oorfix.errors import TemplateError
 from oorfix.inventory.core import Inventory
 from oorfix.inventory.hosts import Host
-from oorfix.redact import Redactor
+from oorfix.redact import Redactor, marked_secrets
 from oorfix.runbook import templating
 from oorfix.runbook.loader import LoadedRunbook, runbook_templates
 
@@ -37,8 +37,10 @@ def is_secret_name(name: str) -> bool:
 
 
 def inventory_secrets(inventory: Inventory) -> list[Any]:
-    """Every secret-named value of every host: ``hostvars`` can reach them all."""
-    return [v for h in inventory.hosts.values() for k, v in h.vars.items() if is_secret_name(k)]
+    """Every secret-named or vault-decrypted value of every host: ``hostvars`` reaches all."""
+    hosts = inventory.hosts.values()
+    named = [v for h in hosts for k, v in h.vars.items() if is_secret_name(k)]
+    return named + [secret for h in hosts for v in h.vars.values() for secret in marked_secrets(v)]
 
 
 def _render_order(loaded: LoadedRunbook, pending: list[str]) -> list[str]:

@@ -24,6 +24,9 @@ MAX_EXPANDED_NODES = 200_000
 MAX_DEPTH = 64
 
 Loc = tuple[str | int, ...]
+# A local tag a caller accepts (inventories: Ansible's ``!vault``): the tagged scalar's text and
+# line in, its value out. Without one, every tag outside the YAML core schema is refused.
+TagHandler = Callable[[str, int], Any]
 
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
 _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+\.[0-9]*)([eE][-+]?[0-9]+)?$")
@@ -100,9 +103,12 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
 class _Builder:
     """Turns a composed node graph into plain data, recording lines and rejecting traps."""
 
-    def __init__(self, path: Path, plain: Callable[[str], Any]):
+    def __init__(
+        self, path: Path, plain: Callable[[str], Any], tags: Mapping[str, TagHandler] | None = None
+    ):
         self.path = path
         self.plain = plain
+        self.tags = tags or {}
         self.lines: dict[Loc, int] = {}
         self.active: set[int] = set()
 
@@ -113,6 +119,10 @@ class _Builder:
         self.lines.setdefault(loc, _mark_line(node))
         if len(loc) > MAX_DEPTH:
             raise self.fail(node, f"nested deeper than {MAX_DEPTH} levels")
+        if node.tag in self.tags:
+            if not isinstance(node, yaml.ScalarNode):
+                raise self.fail(node, f"tag {node.tag!r} takes a text value")
+            return self.tags[node.tag](str(node.value), _mark_line(node))
         if node.tag not in _STANDARD_TAGS:
             raise self.fail(node, f"tag {node.tag!r} is not allowed")
         if id(node) in self.active:
@@ -225,11 +235,14 @@ def _compose(text: str, path: Path) -> yaml.Node | None:
         loader.dispose()
 
 
-def load_text(text: str, path: Path, yaml11: bool = False) -> Document:
+def load_text(
+    text: str, path: Path, yaml11: bool = False, tags: Mapping[str, TagHandler] | None = None
+) -> Document:
     """Load one YAML document from ``text``; errors name ``path`` and the line.
 
     Plain scalars follow YAML 1.2 (``no`` stays a string), or YAML 1.1 when ``yaml11``: Ansible
     reads inventories and their vars files that way, so a shared inventory must read the same.
+    ``tags`` accepts local tags on scalars (``!vault`` in inventories); others stay refused.
     """
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise YamlError(f"file is larger than {MAX_FILE_BYTES} bytes", path)
@@ -244,7 +257,7 @@ def load_text(text: str, path: Path, yaml11: bool = False) -> Document:
         raise YamlError(
             f"aliases expand to more than {MAX_EXPANDED_NODES} nodes", path, _mark_line(node)
         )
-    builder = _Builder(path, plain_yaml11 if yaml11 else _plain)
+    builder = _Builder(path, plain_yaml11 if yaml11 else _plain, tags)
     data = builder.build(node, ())
     return Document(path=path, data=data, lines=builder.lines)
 

@@ -76,7 +76,7 @@ def run_spec(defaults: Defaults, queued: QueuedJob, catalog: Catalog) -> RunSpec
     settings = RunSettings(
         runbooks=(str(defaults.runbooks),) if diagnose else tuple(job.runbooks or ()),
         runbook_dir=defaults.runbooks,
-        inventory_path=defaults.inventory,
+        inventory_paths=(defaults.inventory,),
         limit=queued.limit,
         forks=defaults.forks,
         known_hosts=defaults.known_hosts,

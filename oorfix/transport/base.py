@@ -21,7 +21,10 @@ class ConnectOptions:
     """Run-wide connection settings shared by every host."""
 
     known_hosts: Path | None = None  # None: the user's ~/.ssh/known_hosts
+    # Read too (never written), as OpenSSH's GlobalKnownHostsFile; None: not read.
+    global_known_hosts: Path | None = Path("/etc/ssh/ssh_known_hosts")
     accept_new_host_keys: bool = False
+    ssh_config: Path | None = None  # like ssh -F; None: ~/.ssh/config when it exists
     connect_timeout: float = 10.0
     banner_timeout: float = 10.0
     auth_timeout: float = 10.0

@@ -2,17 +2,23 @@
 
 paramiko's SSHClient is used directly rather than fabric's Connection: fabric accepts any
 host key, leaks threads after a failed login and captures output quadratically (docs/pitfalls.md
-§1, 7, 12), and none of its extras are needed here. Only this module and ``known_hosts`` import
-paramiko; every paramiko and socket exception is mapped in ``SshTransport._mapped``, except a
-known_hosts file paramiko cannot parse, which ``known_hosts`` reports as a HostKeyError.
+§1, 7, 12), and none of its extras are needed here. Only this module and the host key modules
+(``known_hosts``, ``known_hosts_file``, ``hostcert``) and the route modules (``links``,
+``jump``, ``ssh_config_file``) import paramiko; every paramiko and socket
+exception is mapped in ``SshTransport._mapped`` (a jump host's, in ``jump``).
 
-Host keys are checked against known_hosts, like OpenSSH, as ``oorfix.transport.known_hosts``
-describes: an unknown key is refused before any credential is sent.
+Where and how a host is reached (ssh_config, Ansible's ssh arguments, ProxyJump, ProxyCommand)
+is resolved by ``sshconfig`` when the transport is made; hosts behind the same jump hosts
+share one connection to them (``jump``).
+
+Host keys are checked by oorfix, like OpenSSH, as ``oorfix.transport.known_hosts`` describes:
+an unknown, changed or revoked key is refused before any credential is sent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import logging
 import select
@@ -20,13 +26,14 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import paramiko
 from paramiko.common import MSG_CHANNEL_REQUEST
 
-from oorfix.errors import ConnectError, ConnectionLost, HostKeyError
+from oorfix.errors import ConnectError, ConnectionLost, InputError
 from oorfix.inventory.hosts import HostConnection
 from oorfix.redact import Command
 from oorfix.results import CommandResult
@@ -40,8 +47,18 @@ from oorfix.transport.common import (
     captures,
     raise_local_shortage,
 )
+from oorfix.transport.jump import POOL as JUMPS
+from oorfix.transport.jump import Route
 from oorfix.transport.known_hosts import KnownHost
+from oorfix.transport.links import (
+    ProxySocket,
+    connect_timeout,
+    direct_socket,
+    keep_alive,
+    login_args,
+)
 from oorfix.transport.shell import Become, privileged, wrap
+from oorfix.transport.sshconfig import Endpoint, resolve
 
 _LOG = logging.getLogger(__name__)
 
@@ -93,8 +110,19 @@ _PARAMIKO_TABLE: dict[int, Any] = dict(getattr(paramiko.Transport, "_channel_han
 _PARAMIKO_REQUEST = _PARAMIKO_TABLE.get(MSG_CHANNEL_REQUEST)
 
 
-class _SignalAwareTransport(paramiko.Transport):
-    """A paramiko Transport whose channels record the signal that ended a remote command."""
+class _OrderedTransport(paramiko.Transport):
+    """A paramiko Transport that offers host key algorithms in the order oorfix sets."""
+
+    key_order: Sequence[str] | None = None
+
+    @property
+    def preferred_keys(self) -> Sequence[str]:
+        # paramiko offers certificate algorithms last, so no server would ever pick one.
+        return self.key_order if self.key_order is not None else super().preferred_keys
+
+
+class _SignalAwareTransport(_OrderedTransport):
+    """A Transport whose channels also record the signal that ended a remote command."""
 
     _channel_handler_table: ClassVar[dict[int, Any]] = {
         **_PARAMIKO_TABLE,
@@ -102,10 +130,21 @@ class _SignalAwareTransport(paramiko.Transport):
     }
 
 
-def _make_transport(sock: Any, /, **kwargs: Any) -> paramiko.Transport:
-    if _PARAMIKO_REQUEST is None:
-        return paramiko.Transport(sock, **kwargs)
-    return _SignalAwareTransport(sock, **kwargs)
+def _make_transport(
+    sock: Any, /, *, rank: Callable[[str], int] | None = None, **kwargs: Any
+) -> paramiko.Transport:
+    """paramiko's ``transport_factory``; ``rank`` (KnownHost.algorithm_rank) orders host keys."""
+    cls = _OrderedTransport if _PARAMIKO_REQUEST is None else _SignalAwareTransport
+    transport = cls(sock, **kwargs)
+    if rank is not None:
+        transport.key_order = tuple(sorted(transport.preferred_keys, key=rank))  # stable
+    return transport
+
+
+def transport_factory(known: KnownHost) -> Callable[..., paramiko.Transport]:
+    """A ``transport_factory`` offering ``known``'s host key algorithms first (certificates
+    when known_hosts trusts a CA for the host); reads known_hosts now, before any socket."""
+    return functools.partial(_make_transport, rank=known.algorithm_rank())
 
 
 class SshTransport:
@@ -113,10 +152,18 @@ class SshTransport:
 
     def __init__(self, conn: HostConnection, options: ConnectOptions) -> None:
         self.name = conn.name
+        self.endpoint, self._unresolved = _resolve(conn, options)
+        # The resolved address, port and user stand for the host from here on: in
+        # known_hosts, in messages, and in deciding whether become is needed.
+        endpoint = self.endpoint
+        conn = replace(conn, address=endpoint.address, port=endpoint.port, user=endpoint.user)
         self.conn = conn
         self.options = options
-        self.known_host = KnownHost.of(conn, options.known_hosts)
+        self.known_host = KnownHost.of(
+            conn, options.known_hosts, global_path=options.global_known_hosts
+        )
         self._client: paramiko.SSHClient | None = None
+        self._stream: Any = None  # what the login rides on; closed with the client
         self._lock = threading.Lock()
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
 
@@ -129,18 +176,29 @@ class SshTransport:
             try:
                 with self._mapped(lost=False):
                     self.known_host.trust(client, accept_new=self.options.accept_new_host_keys)
-                    client.connect(**self._connect_args(self._socket()))
+                    factory = transport_factory(self.known_host)
+                    args = self._connect_args(self._socket())
+                    client.connect(**args | {"transport_factory": factory})
+                    keep_alive(client, self.endpoint)
             except BaseException:
                 _close_client(client)  # docs/pitfalls.md §12: a failed login leaves threads behind
                 raise
             self._client = client
 
+    @property
+    def new_host_key(self) -> str | None:
+        """The fingerprint of a host key accept-new added to known_hosts while connecting."""
+        return self.known_host.new_host_key
+
     def close(self) -> None:
         """Close the connection and wait for paramiko's thread to end."""
         with self._lock:
             client, self._client = self._client, None
+            stream, self._stream = self._stream, None
         if client is not None:
             _close_client(client)
+        if stream is not None:
+            stream.close()  # mostly closed with the client already; this one is idempotent
 
     def run(
         self, command: Command, *, timeout: float, become: Become | None = None
@@ -200,30 +258,31 @@ class SshTransport:
         _LOG.debug("%s: channel closed without an exit status", self.name)
         return None
 
-    def _socket(self) -> socket.socket:
-        address = (self.conn.address, self.conn.port)
-        sock = socket.create_connection(address, timeout=self.options.connect_timeout)
-        # Without it each exec waits on delayed ACKs: ~50 ms instead of ~9 ms per command.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
+    def _socket(self) -> Any:
+        """What the login rides on: a channel through the jump hosts, a ProxyCommand, or a
+        direct TCP connection (kept, so that close() releases it even after a failed login)."""
+        if self._unresolved is not None:
+            raise self._unresolved
+        if self._stream is not None:
+            self._stream.close()
+        endpoint = self.endpoint
+        if endpoint.jumps:
+            route = Route(self.options, transport_factory)
+            self._stream = JUMPS.open(endpoint, self.name, route)
+        elif endpoint.proxy_command is not None:
+            self._stream = ProxySocket(endpoint.proxy_command)
+        else:
+            timeout = connect_timeout(endpoint, self.options)
+            self._stream = direct_socket(endpoint.address, endpoint.port, timeout)
+        return self._stream
 
-    def _connect_args(self, sock: socket.socket) -> dict[str, Any]:
-        key_file = self.conn.key_file
-        options = self.options
+    def _connect_args(self, sock: Any) -> dict[str, Any]:
         return {
-            "hostname": self.conn.address,
+            "hostname": self.conn.address,  # the name known_hosts is looked up by
             "port": self.conn.port,
-            "username": self.conn.user or getpass.getuser(),
             "sock": sock,
-            # An explicit key is the only one offered, like IdentitiesOnly: an agent full of
-            # keys would otherwise use up the server's MaxAuthTries.
-            "key_filename": str(key_file) if key_file is not None else None,
-            "look_for_keys": key_file is None,
-            "allow_agent": key_file is None,
-            "timeout": options.connect_timeout,
-            "banner_timeout": options.banner_timeout,
-            "auth_timeout": options.auth_timeout,
-            "channel_timeout": options.connect_timeout,
+            # The key files, then the agent's keys unless IdentitiesOnly (links.login_args).
+            **login_args(self.endpoint, self.options),
             "transport_factory": _make_transport,
         }
 
@@ -239,8 +298,6 @@ class SshTransport:
         failure = ConnectionLost if lost else ConnectError
         try:
             yield
-        except paramiko.BadHostKeyException as exc:
-            raise HostKeyError(self.name, self.known_host.changed_key_message(exc)) from exc
         except paramiko.AuthenticationException as exc:
             user = self.conn.user or getpass.getuser()
             raise ConnectError(self.name, f"authentication failed for {user}: {exc}") from exc
@@ -267,6 +324,19 @@ class SshTransport:
         if isinstance(exc, EOFError):
             return f"{where} closed the connection"
         return f"{where}: {exc or type(exc).__name__}"
+
+
+def _resolve(conn: HostConnection, options: ConnectOptions) -> tuple[Endpoint, ConnectError | None]:
+    """The host's endpoint (ssh_config, Ansible's ssh arguments), or why it has none: bad
+    settings are input errors when a run is planned, so here they only make the host
+    unreachable (a file changed since)."""
+    try:
+        resolution = resolve(conn, options.ssh_config)
+    except InputError as exc:
+        return Endpoint.direct(conn), ConnectError(conn.name, exc.location_message())
+    for note in resolution.notes:  # told when the run was planned
+        _LOG.debug("%s", note)
+    return resolution.endpoint, None
 
 
 def _close_client(client: paramiko.SSHClient) -> None:

@@ -432,6 +432,11 @@ def test_accept_new_host_keys_trusts_and_remembers_an_unknown_key(fleet: Fleet) 
     address = fleet.address("pg-api-1")
     remembered = f"[{address}]:{fleet.port} {fleet.lab.sshd.host_pubkey}\n"
     assert known_hosts.read_text() == remembered
+    # Shown and recorded: the fingerprint on stderr and as a note of the host's result.
+    [note] = [n for n in first.result("pg-api-1")["notes"] if "new host key" in n]
+    fingerprint = note.split()[5]
+    assert fingerprint.startswith("SHA256:")
+    assert fingerprint in first.stderr
     # Remembered for real: a strict run now trusts the key, and appends nothing.
     second = fleet.run(runbook, "-i", inventory, "--limit", "pg-api-1", known_hosts=known_hosts)
     assert second.rc == 0, second.stderr

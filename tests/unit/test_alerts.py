@@ -526,7 +526,7 @@ def test_a_job_without_runbooks_is_a_diagnosis_of_the_runbook_dir(
     settings = spec.settings
     assert settings.runbooks == (str(tmp_path / "runbooks"),)
     assert settings.runbook_dir == tmp_path / "runbooks"
-    assert settings.inventory_path == tmp_path / "inventory.yml"
+    assert settings.inventory_paths == (tmp_path / "inventory.yml",)
     assert (settings.limit, settings.forks, settings.yes) == (None, 7, False)
     assert (settings.known_hosts, settings.connect_timeout) == (tmp_path / "known_hosts", 3.5)
     assert (settings.state_dir, settings.lock_ttl) == (tmp_path / "state", 1200.0)

@@ -123,7 +123,15 @@ ALLOWED = {
     },
 }
 # Only the transport package itself may name the SSH transport modules.
-TRANSPORT_INSIDE = ("oorfix.transport.ssh", "oorfix.transport.known_hosts")
+TRANSPORT_INSIDE = (
+    "oorfix.transport.ssh",
+    "oorfix.transport.known_hosts",
+    "oorfix.transport.jump",
+    "oorfix.transport.links",
+    "oorfix.transport.ssh_config_file",
+    "oorfix.transport.known_hosts_file",
+    "oorfix.transport.hostcert",
+)
 # The package's own entry points sit above everything: the lazy public API and `python -m`.
 TOP = frozenset({"oorfix", "oorfix.__main__"})
 
@@ -168,7 +176,10 @@ def violations() -> list[str]:
         for target in imports_of(path):
             if package_of(target) not in ALLOWED[source] | {source}:
                 bad.append(f"{name} ({source}) imports {target} ({package_of(target)})")
-            if target.startswith(TRANSPORT_INSIDE) and source != "transport":
+            inside = target in TRANSPORT_INSIDE or target.startswith(
+                tuple(f"{m}." for m in TRANSPORT_INSIDE)
+            )  # whole names: oorfix.transport.sshconfig is not oorfix.transport.ssh
+            if inside and source != "transport":
                 bad.append(f"{name} imports {target}: use oorfix.transport.open_transport")
     return bad
 

@@ -35,7 +35,7 @@ def test_list_has_ansible_inventorys_shape(write: Callable[[str, str], Path]) ->
     data = json.loads(out)
     assert code == 0
     assert data["web"] == {"hosts": ["w1", "w2"]}
-    assert data["all"]["children"] == ["web", "db", "ungrouped"]
+    assert data["all"]["children"] == ["ungrouped", "web", "db"]  # Ansible's order
     assert data["_meta"]["hostvars"]["w1"] == {
         "ansible_user": "ops",
         "db_password": "********",  # secret-named values never printed
@@ -48,7 +48,8 @@ def test_list_has_ansible_inventorys_shape(write: Callable[[str, str], Path]) ->
 def test_graph_draws_the_group_tree(write: Callable[[str, str], Path]) -> None:
     code, out = invoke("-i", str(write("inv.yml", INVENTORY)), "--graph")
     assert code == 0
-    assert out.splitlines()[:5] == ["@all:", "  |--@web:", "  |  |--w1", "  |  |--w2", "  |--@db:"]
+    lines = ["@all:", "  |--@ungrouped:", "  |--@web:", "  |  |--w1", "  |  |--w2", "  |--@db:"]
+    assert out.splitlines()[:6] == lines
 
 
 def test_host_shows_its_connection(write: Callable[[str, str], Path]) -> None:

@@ -14,7 +14,7 @@ from oorfix.cli import COMMANDS, main
 from oorfix.cli.options import OPTIONS, RUN_OPTIONS
 
 # validate's -i is optional there: it only adds rendering against an inventory when given.
-EXEMPT = {("validate", "inventory_path")}
+EXEMPT = {("validate", "inventory_paths")}
 
 
 def commands(group: click.Group, prefix: str = "") -> Iterator[tuple[str, click.Command]]:
@@ -75,12 +75,18 @@ def test_every_option_named_like_a_shared_one_is_the_shared_one() -> None:
 def test_commands_that_contact_hosts_take_every_run_option(name: str) -> None:
     dests = set(options_of(ALL[name]))
     wanted = {
-        "inventory_path", "limit", "extra", "forks", "known_hosts", "accept_new_host_keys",
-        "connect_timeout", "json_path", "junit_path", "verbose", "quiet", "serial",
-        "max_fail_percent", "yes", "force", "state_dir", "lock_ttl",
+        "inventory_paths", "vault_password_files", "vault_ids", "limit", "extra", "forks",
+        "ssh_config", "known_hosts", "accept_new_host_keys", "connect_timeout", "json_path",
+        "junit_path",
+        "verbose", "quiet", "serial", "max_fail_percent", "yes", "force", "state_dir", "lock_ttl",
     }  # fmt: skip
     assert len(RUN_OPTIONS) == len(wanted)
     assert wanted <= dests
+
+
+@pytest.mark.parametrize("name", ["run", "diagnose", "plan", "validate", "inventory"])
+def test_every_command_that_loads_an_inventory_takes_the_vault_options(name: str) -> None:
+    assert {"inventory_paths", "vault_password_files", "vault_ids"} <= set(options_of(ALL[name]))
 
 
 def test_defaults_come_from_the_run_settings() -> None:
@@ -88,7 +94,7 @@ def test_defaults_come_from_the_run_settings() -> None:
     assert run["forks"].default == RunSettings().forks == DEFAULTS.forks
     assert run["connect_timeout"].default == RunSettings().connect_timeout
     assert run["lock_ttl"].default == RunSettings().lock_ttl
-    assert Path(str(run["inventory_path"].default)) == RunSettings().inventory_path
+    assert tuple(map(Path, run["inventory_paths"].default)) == RunSettings().inventory_paths
 
 
 def test_the_state_dir_has_one_help_text() -> None:

@@ -578,7 +578,7 @@ def test_magic_variables_win_over_inventory_vars(tmp_path: Path) -> None:
         pytest.param(
             {"inv/README.md": "hello\n"},
             "inv",
-            "inv: no inventory file (*.yml, *.yaml, *.ini) in this directory",
+            "inv: no inventory file (*.yml, *.yaml, *.ini, a script) in this directory",
             id="empty-directory",
         ),
         pytest.param(

@@ -104,7 +104,7 @@ def test_inventory_order_is_first_appearance(inventory: Inventory) -> None:
         # whitespace around parts and operators
         (" payment_api : & standby ", ["pg-api-3"]),
         ("gateway , ! dc1 , !standby", ["pg-api-10", "pg-lb-2"]),
-        # subscripts of a group's hosts, in inventory order; ranges include both ends
+        # subscripts of a group's hosts in Ansible's order (here the inventory's); ends included
         ("payment_api[0]", ["pg-api-1"]),
         ("payment_api[-1]", ["pg-api-10"]),
         ("payment_api[1:2]", ["pg-api-2", "pg-api-3"]),
@@ -229,3 +229,18 @@ def test_localhost_is_implicit_when_named_and_absent(inventory: Inventory) -> No
     assert (local.name, local.groups, local.connection().kind) == ("localhost", (), "local")
     assert "localhost" not in [h.name for h in inventory.select("all")]
     assert [h.name for h in inventory.select("pg-db-a,localhost")] == ["pg-db-a", "localhost"]
+
+
+def test_a_subscript_counts_a_groups_hosts_in_ansibles_order(tmp_path: Path) -> None:
+    # Ansible's order for a group: its own hosts, then its children's, level by level, not the
+    # order hosts first appear in; what is selected is still returned in inventory order.
+    path = tmp_path / "hosts"
+    path.write_text(
+        "[db]\nd1\n[web]\nw1\n[prod:children]\nweb\ndb\n[prod]\np1\n[eu:children]\nprod\n"
+    )
+    inventory = load_inventory(path)
+    assert inventory.group_hosts["prod"] == ("p1", "w1", "d1")
+    assert inventory.group_hosts["eu"] == ("p1", "w1", "d1")
+    assert [h.name for h in inventory.select("prod[0]")] == ["p1"]
+    assert [h.name for h in inventory.select("eu[1:]")] == ["d1", "w1"]
+    assert [h.name for h in inventory.select("web:prod[0]")] == ["w1", "p1"]

@@ -292,7 +292,7 @@ def test_a_job_without_runbooks_is_a_diagnosis(
     cfg = config(tmp_path, schedule(mode=mode, auto_approve=True))
     command, params = parsed(job_argv(cfg, cfg.schedules[0], OORFIX))
     assert command is diagnose
-    assert params["inventory_path"] == tmp_path / "inventory"
+    assert params["inventory_paths"] == (tmp_path / "inventory",)
     assert params["runbook_dir"] == tmp_path / "runbooks"
     assert (params["fix"], params["dry_run"]) == (fix, dry_run)
     assert params["yes"]
