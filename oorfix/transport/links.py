@@ -75,8 +75,11 @@ def close_client(client: paramiko.SSHClient) -> None:
         transport.join(_CLOSE_JOIN)
 
 
-def describe_failure(exc: BaseException, address: str, port: int, timeout: float) -> str:
-    """A one-line account of a failure to reach or log in to ``address:port``."""
+def describe_failure(
+    exc: BaseException, address: str, port: int, timeout: float, banner: float | None = None
+) -> str:
+    """A one-line account of a failure to reach or log in to ``address:port`` (``timeout``
+    for the connection, ``banner`` for the SSH banner: the same when not given)."""
     where = f"{address}:{port}"
     if isinstance(exc, ConnectionRefusedError):
         return f"connection refused by {where}"
@@ -85,7 +88,7 @@ def describe_failure(exc: BaseException, address: str, port: int, timeout: float
     if isinstance(exc, TimeoutError):
         return f"no answer from {where} within {timeout:g}s"
     if isinstance(exc, paramiko.SSHException) and "protocol banner" in str(exc):
-        return f"no SSH banner from {where} within {timeout:g}s"
+        return f"no SSH banner from {where} within {banner or timeout:g}s"
     if isinstance(exc, EOFError):
         return f"{where} closed the connection"
     return f"{where}: {exc or type(exc).__name__}"

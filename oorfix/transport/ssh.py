@@ -23,7 +23,6 @@ import getpass
 import logging
 import select
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -53,6 +52,7 @@ from oorfix.transport.known_hosts import KnownHost
 from oorfix.transport.links import (
     ProxySocket,
     connect_timeout,
+    describe_failure,
     direct_socket,
     keep_alive,
     login_args,
@@ -312,18 +312,9 @@ class SshTransport:
 
     def _describe(self, exc: BaseException) -> str:
         """A one-line account of a connection failure."""
-        where = f"{self.conn.address}:{self.conn.port}"
-        if isinstance(exc, ConnectionRefusedError):
-            return f"connection refused by {where}"
-        if isinstance(exc, socket.gaierror):
-            return f"cannot resolve {self.conn.address}: {exc.strerror}"
-        if isinstance(exc, TimeoutError):
-            return f"no answer from {where} within {self.options.connect_timeout:g}s"
-        if isinstance(exc, paramiko.SSHException) and "protocol banner" in str(exc):
-            return f"no SSH banner from {where} within {self.options.banner_timeout:g}s"
-        if isinstance(exc, EOFError):
-            return f"{where} closed the connection"
-        return f"{where}: {exc or type(exc).__name__}"
+        timeout = connect_timeout(self.endpoint, self.options)  # ssh_config may set its own
+        address, port = self.conn.address, self.conn.port
+        return describe_failure(exc, address, port, timeout, self.options.banner_timeout)
 
 
 def _resolve(conn: HostConnection, options: ConnectOptions) -> tuple[Endpoint, ConnectError | None]:
