@@ -40,10 +40,10 @@ def masked(variables: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def as_list(inventory: Inventory) -> dict[str, Any]:
-    """ansible-inventory --list's shape: groups with hosts and children, and _meta.hostvars."""
-    data: dict[str, Any] = {
-        "_meta": {"hostvars": {n: masked(h.vars) for n, h in inventory.hosts.items()}}
-    }
+    """ansible-inventory --list's shape: groups with hosts and children, and _meta.hostvars
+    (hosts with variables only, and Ansible's profile name, so the two outputs diff clean)."""
+    hostvars = {n: shown for n, h in inventory.hosts.items() if (shown := masked(h.vars))}
+    data: dict[str, Any] = {"_meta": {"hostvars": hostvars, "profile": "inventory_legacy"}}
     for name, group in inventory.groups.items():
         entry: dict[str, Any] = {}
         if group.hosts:
@@ -110,7 +110,8 @@ def inventory(
     for warning in loaded.warnings:
         warn(warning)
     if as_json:
-        click.echo(json.dumps(as_list(loaded), indent=2, default=str))
+        # As ansible-inventory prints it: keys sorted, four spaces.
+        click.echo(json.dumps(as_list(loaded), indent=4, sort_keys=True, default=str))
     elif as_graph:
         click.echo("\n".join(graph(loaded)))
     elif host_name is not None:

@@ -435,6 +435,33 @@ def test_several_sources_include_a_host_list(tools: Tools) -> None:
 # --- Ansible Vault -----------------------------------------------------------------------
 
 
+def test_list_prints_the_same_text_as_ansible_inventory(tools: Tools) -> None:
+    # Without secrets (which oorfix masks), `diff` of the two outputs is empty.
+    base = tools.write(
+        "same-text",
+        {
+            "hosts.ini": """
+                [web]
+                w[1:3] http_port=8080
+                w4
+                [db]
+                d1 ansible_port=2222 replica=False
+                [empty]
+                [prod:children]
+                web
+                db
+                [prod:vars]
+                tier=1
+                """,
+        },
+    )
+    inventory = base / "hosts.ini"
+    ansible = tools.ansible("ansible-inventory", "-i", inventory, "--list")
+    assert tools.oorfix("-i", inventory, "--list") == ansible + (
+        "" if ansible.endswith("\n") else "\n"
+    )
+
+
 @pytest.fixture(scope="module")
 def vaulted(tools: Tools) -> Case:
     """Vault values made by ansible-vault, and a vars file encrypted by oorfix, that Ansible
