@@ -78,6 +78,13 @@ class ControllerError(OorfixError):
     """The controller (this machine) ran out of a local resource; the host is not at fault."""
 
 
+class StateUnavailable(ControllerError):
+    """The shared state (locks, budgets, audit, history) cannot be reached or used right now.
+
+    Fails closed: no fix starts without its lock, budget and audit; detection goes on.
+    """
+
+
 class TransportError(OorfixError):
     """Trouble talking to one host."""
 

@@ -22,6 +22,8 @@ command -v pgrep >/dev/null || need+=(procps)  # the tests find and reap process
 [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 # Privilege escalation (become) is tested with a real sudo and a throwaway user.
 command -v sudo >/dev/null || need+=(sudo)
+# Shared state for teams (locks, budgets, audit, history) is tested against a real Redis.
+[ -x /usr/bin/redis-server ] || need+=(redis-server)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${need[*]} (run as root, or install them: apt-get install ${need[*]})" >&2

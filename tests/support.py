@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-RESOURCES = ("SSHD", "BROWSER", "NETNS", "ALERTMANAGER")
+RESOURCES = ("SSHD", "BROWSER", "NETNS", "ALERTMANAGER", "REDIS")
 
 
 def require(resource: str, available: bool, why: str) -> None:

@@ -32,7 +32,9 @@ class RunSettings:
     yes: bool = False  # approve runbooks that require approval
     force: bool = False  # fix outside the runbooks' maintenance windows
     state_dir: Path = field(default_factory=default_state_dir)
+    state: str | None = None  # redis://… shared by a team (or a directory); wins over state_dir
     lock_ttl: float = 900.0
+    workers: str | None = None  # redis://… of Celery workers that run the hosts' jobs
 
 
 DEFAULTS = RunSettings(state_dir=Path("$XDG_STATE_HOME/oorfix"))

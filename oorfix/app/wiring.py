@@ -19,23 +19,21 @@ from types import FrameType
 from typing import Any, Protocol, TypeVar
 
 from oorfix.app.settings import RunSettings
+from oorfix.app.state import DirectoryState, StateBackend, open_state
 from oorfix.errors import InputError
 from oorfix.inventory.core import Inventory
 from oorfix.inventory.hosts import Host
-from oorfix.output.history import save_run
 from oorfix.output.record import RunRecord, write_record
 from oorfix.output.reports.junit import junit_xml
 from oorfix.results import RunMode, utcnow
-from oorfix.run.engine import Engine, EngineOptions, EngineParts, Observer, Silent
+from oorfix.run.engine import Engine, EngineOptions, EngineParts, Observer, RemoteHosts, Silent
 from oorfix.run.planner import PlannedJob
 from oorfix.run.pool import ConnectionPool
 from oorfix.run.rollout import batch_size
 from oorfix.runbook.serial import parse_serial
-from oorfix.safety.audit import AuditLog, CommandAudit, NoAudit
-from oorfix.safety.budget import RemediationBudget
+from oorfix.safety.audit import CommandAudit, NoAudit
 from oorfix.safety.gates import Gate, OpenGate, RunGate
-from oorfix.safety.locks import HostLocks, default_owner
-from oorfix.safety.state import StateDir
+from oorfix.safety.locks import default_owner
 from oorfix.transport import ConnectOptions, Transport, open_transport
 
 
@@ -55,12 +53,22 @@ def approve_none(required: frozenset[str], planned: Sequence[PlannedJob]) -> fro
 @dataclass(frozen=True)
 class Seams:
     """What a harness replaces in an otherwise real run (`oorfix test`): how hosts are
-    reached, how a delay passes and what time the gate sees. None: the real one."""
+    reached, how a delay passes and what time the gate sees. None: the real one. ``remote``
+    runs hosts on workers (``--workers``; given by the entry points that offer it)."""
 
     transports: Callable[[Host], Transport] | None = None
     sleep: Callable[[float], object] | None = None
     clock: Callable[[], datetime] | None = None
     batch_detect: bool = True  # a scripted host answers each check on its own
+    remote: RemoteFactory | None = None
+
+
+class RemoteFactory(Protocol):
+    """Makes the workers' side of a run: the request and the runbooks approved to fix."""
+
+    def __call__(self, request: RunRequest, approved: frozenset[str]) -> RemoteHosts:
+        """The remote hosts runner of ``request``."""
+        ...
 
 
 REAL = Seams()
@@ -85,6 +93,10 @@ def assemble(
 ) -> Engine:
     """The engine of a run, with the gate and audit its mode calls for."""
     fixing = request.mode.changes_hosts
+    if request.settings.workers:
+        if seams.remote is None:
+            raise InputError("--workers: this command runs its hosts itself")
+        return _on_workers(request, observer, approve, seams.remote)
     transports = seams.transports or transport_factory(connect_options(request.settings))
     parts = EngineParts(
         inventory=request.inventory,
@@ -95,6 +107,35 @@ def assemble(
     )
     options = replace(engine_options(request), sleep=seams.sleep, batch_detect=seams.batch_detect)
     return Engine(parts, options)
+
+
+def _on_workers(
+    request: RunRequest, observer: Observer | None, approve: Approver, factory: RemoteFactory
+) -> Engine:
+    """An engine whose hosts run on workers; each worker takes the locks, spends the budgets
+    and writes the audit through the shared state, as a local run does here."""
+    settings = request.settings
+    approved = approvals(request, approve) if request.mode.changes_hosts else frozenset()
+    remote = factory(request, approved)
+    parts = EngineParts(
+        inventory=request.inventory,
+        pool=ConnectionPool(transport_factory(connect_options(settings))),  # never opened
+        gate=OpenGate(),
+        audit=NoAudit(),
+        observer=observer or Silent(),
+        remote=remote,
+    )
+    return Engine(parts, engine_options(request))
+
+
+def approvals(request: RunRequest, approve: Approver) -> frozenset[str]:
+    """The runbooks requiring approval that may fix: all with --yes, else as ``approve`` says."""
+    required = frozenset(
+        p.job.runbook_name for p in request.planned if p.job.runbook.approval == "required"
+    )
+    if request.settings.yes or not required:
+        return required
+    return approve(required, request.planned) & required
 
 
 def connect_options(settings: RunSettings) -> ConnectOptions:
@@ -140,15 +181,12 @@ def engine_options(request: RunRequest) -> EngineOptions:
     )
 
 
-def state_dir(settings: RunSettings) -> StateDir:
-    """The state directory, created private; an unusable one is an input error."""
-    state = StateDir(settings.state_dir)
-    try:
-        state.ensure()
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-        raise InputError(f"cannot use the state directory: {why}", state.path) from None
-    return state
+def state_backend(settings: RunSettings) -> StateBackend:
+    """The run's state backend, checked usable (exit 2 for a bad directory or URL)."""
+    backend = open_state(settings.state, settings.state_dir)
+    if isinstance(backend, DirectoryState):
+        backend.check()  # a Redis that does not answer fails closed per host, not here
+    return backend
 
 
 def make_gate(
@@ -156,15 +194,11 @@ def make_gate(
 ) -> Gate:
     """The gate of a fixing run: windows, approvals, host locks and budgets."""
     settings = request.settings
-    state = state_dir(settings)
-    required = frozenset(
-        p.job.runbook_name for p in request.planned if p.job.runbook.approval == "required"
-    )
-    approved = required if settings.yes or not required else approve(required, request.planned)
+    state = state_backend(settings)
     return RunGate(
-        locks=HostLocks(state, request.run_id, default_owner(), settings.lock_ttl),
-        budget=RemediationBudget(state),
-        approved=approved & required,
+        locks=state.locks(request.run_id, default_owner(), settings.lock_ttl),
+        budget=state.budget(),
+        approved=approvals(request, approve),
         force=settings.force,
         clock=clock,
     )
@@ -172,7 +206,7 @@ def make_gate(
 
 def make_audit(settings: RunSettings) -> CommandAudit:
     """The audit log of a run that may change hosts."""
-    return AuditLog(StateDir(settings.state_dir), default_owner())
+    return state_backend(settings).audit(default_owner())
 
 
 T = TypeVar("T")
@@ -232,9 +266,10 @@ def write_outputs(record: RunRecord, json_path: Path | None, junit_path: Path | 
     return None
 
 
-def keep_history(settings: RunSettings, record: RunRecord, planned: Sequence[PlannedJob]) -> None:
-    """Store the run (record, plan, evidence) in the state directory; OSError if it cannot."""
-    save_run(StateDir(settings.state_dir), record, plan_data(planned))
+def keep_history(settings: RunSettings, record: RunRecord, planned: Sequence[PlannedJob]) -> str:
+    """Store the run (record, plan, evidence); where it went. OSError or StateUnavailable if
+    it cannot be kept."""
+    return state_backend(settings).history().save(record, plan_data(planned))
 
 
 def plan_data(planned: Sequence[PlannedJob]) -> list[dict[str, Any]]:

@@ -70,6 +70,10 @@ COMMANDS = {
         "oorfix.cli.lint:schema",
         "Print the JSON Schema of runbook files (or of the run record, catalog.yml, tests).",
     ),
+    "worker": (
+        "oorfix.cli.worker:worker",
+        "Run hosts' jobs for controllers that pass --workers (a Celery worker).",
+    ),
     "validate": (
         "oorfix.cli.lint:validate",
         "Lint runbooks and inventories; errors are path:line: message, exit 2.",

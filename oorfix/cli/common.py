@@ -15,7 +15,8 @@ from rich.markup import escape
 from oorfix.app.loading import Loaded
 from oorfix.app.loading import load_and_plan as plan_settings
 from oorfix.app.settings import RunSettings
-from oorfix.errors import InputError, InputErrors
+from oorfix.app.wiring import REAL, Seams
+from oorfix.errors import InputError, InputErrors, StateUnavailable
 from oorfix.output.console import make_console
 from oorfix.results import ExitCode
 
@@ -41,6 +42,27 @@ def input_errors_exit(func: F) -> F:
             fail_input(exc)
 
     return wrapper  # type: ignore[return-value]
+
+
+T = TypeVar("T")
+
+
+def seams_for(settings: RunSettings) -> Seams:
+    """The real run's seams; with ``--workers``, its hosts go to the workers."""
+    if not settings.workers:
+        return REAL
+    from oorfix.distributed.dispatch import celery_hosts  # Celery loads only for --workers
+
+    return Seams(remote=celery_hosts)
+
+
+def store_call(action: Callable[[], T]) -> T:
+    """``action()`` on the shared state; a server that does not answer is exit 3, said plainly."""
+    try:
+        return action()
+    except StateUnavailable as exc:
+        make_console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(ExitCode.UNREACHABLE)
 
 
 def load_and_plan(settings: RunSettings) -> Loaded:

@@ -11,7 +11,7 @@ import click
 
 from oorfix.app.execute import Execution, Hooks, RunSpec
 from oorfix.app.wiring import run_interruptibly
-from oorfix.cli.common import input_errors_exit, load_and_plan, settings_from, warn
+from oorfix.cli.common import input_errors_exit, load_and_plan, seams_for, settings_from, warn
 from oorfix.cli.options import RUN_OPTIONS, shared
 from oorfix.cli.run import Outputs, TerminalApprover, announce_signal, finish
 from oorfix.diagnosis.incidents import HostDiagnosis
@@ -57,7 +57,8 @@ def diagnose(**options: Any) -> None:
             print_evidence(console, found)
 
     hooks = Hooks(observer, TerminalApprover(make_console(stderr=True)), diagnosed)
-    execution = Execution(RunSpec("diagnose", settings, mode, catalog), loaded, hooks)
+    spec = RunSpec("diagnose", settings, mode, catalog)
+    execution = Execution(spec, loaded, hooks, seams_for(settings))
     planned = execution.planned
     if len(planned) < len(loaded.planned):
         every = {p.job.runbook_name for p in loaded.planned}

@@ -100,6 +100,24 @@ OPTIONS: dict[str, Callable[[F], F]] = {
         show_default="$XDG_STATE_HOME/oorfix",
         help="where host locks, budgets, the audit log and run history are kept",
     ),
+    "state": click.option(
+        "--state",
+        envvar="OORFIX_STATE",
+        metavar="URL",
+        help=(
+            "state shared by a team: redis://[user@]host:port/db (password from "
+            "OORFIX_STATE_PASSWORD; env OORFIX_STATE); wins over --state-dir"
+        ),
+    ),
+    "workers": click.option(
+        "--workers",
+        envvar="OORFIX_WORKERS",
+        metavar="URL",
+        help=(
+            "run the hosts on `oorfix worker`s behind this Redis (redis://host:port/db; "
+            "password from OORFIX_WORKERS_PASSWORD; tasks signed with OORFIX_WORKER_KEY)"
+        ),
+    ),
     "lock_ttl": click.option(
         "--lock-ttl",
         default=DEFAULTS.lock_ttl,
@@ -140,7 +158,9 @@ RUN_OPTIONS = (
     "yes",
     "force",
     "state_dir",
+    "state",
     "lock_ttl",
+    "workers",
 )
 
 

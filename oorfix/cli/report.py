@@ -9,17 +9,17 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from oorfix.cli.common import input_errors_exit
+from oorfix.app.state import open_state
+from oorfix.cli.common import input_errors_exit, store_call
 from oorfix.cli.options import shared
 from oorfix.errors import InputError
 from oorfix.output.console import make_console
-from oorfix.output.history import RunSummary, list_runs, load_run
+from oorfix.output.history import RunSummary
 from oorfix.output.record import RunRecord, write_record
 from oorfix.output.reports import format_when, outcome_counts
 from oorfix.output.reports.html import html_report
 from oorfix.output.reports.junit import junit_xml
 from oorfix.output.reports.markdown import markdown_report
-from oorfix.safety.state import StateDir
 
 RENDERERS: dict[str, Callable[[RunRecord], str]] = {
     "md": markdown_report,
@@ -28,7 +28,7 @@ RENDERERS: dict[str, Callable[[RunRecord], str]] = {
 }
 _SUFFIX_FORMAT = {".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".xml": "junit"}
 
-state_dir_opt = shared("state_dir")
+state_dir_opt = shared("state_dir", "state")
 
 
 def write_junit(record: RunRecord, path: Path) -> None:
@@ -40,12 +40,13 @@ def write_junit(record: RunRecord, path: Path) -> None:
 @state_dir_opt
 @click.option("-n", "--last", type=click.IntRange(1), help="only the N newest runs")
 @input_errors_exit
-def runs(state_dir: Path, last: int | None) -> None:
+def runs(state_dir: Path, state: str | None, last: int | None) -> None:
     """List past runs, newest first: id, when, who, what, outcome."""
-    found = list_runs(StateDir(state_dir))
+    store = open_state(state, state_dir).history()
+    found = store_call(store.runs)
     console = make_console()
     if not found:
-        console.print(f"no run is stored in {escape(str(state_dir))}")
+        console.print(f"no run is stored in {escape(store.where)}")
         return
     console.print(runs_table(found[:last] if last else found))
 
@@ -83,9 +84,12 @@ def runs_table(found: list[RunSummary]) -> Table:
 )
 @state_dir_opt
 @input_errors_exit
-def report(run_id: str, fmt: str | None, output: Path | None, state_dir: Path) -> None:
+def report(
+    run_id: str, fmt: str | None, output: Path | None, state_dir: Path, state: str | None
+) -> None:
     """Write the incident report of a past run (RUN_ID: its id or a unique prefix of it)."""
-    record = load_run(StateDir(state_dir), run_id)
+    store = open_state(state, state_dir).history()
+    record = store_call(lambda: store.load(run_id))
     chosen = fmt or (_SUFFIX_FORMAT.get(output.suffix.lower()) if output else None) or "md"
     text = RENDERERS[chosen](record)
     if output is None:

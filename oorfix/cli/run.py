@@ -14,12 +14,21 @@ from rich.console import Console
 from oorfix.app.execute import Execution, Finished, Hooks, RunSpec
 from oorfix.app.settings import RunSettings
 from oorfix.app.wiring import check_writable, keep_history, run_interruptibly, write_outputs
-from oorfix.cli.common import input_errors_exit, load_and_plan, runbook_args, settings_from, warn
+from oorfix.cli.common import (
+    input_errors_exit,
+    load_and_plan,
+    runbook_args,
+    seams_for,
+    settings_from,
+    warn,
+)
 from oorfix.cli.options import RUN_OPTIONS, shared
+from oorfix.errors import StateUnavailable
 from oorfix.output.console import ConsoleObserver, make_console, print_plan, summary_table
 from oorfix.output.record import RunRecord
 from oorfix.results import RunMode
 from oorfix.run.planner import PlannedJob
+from oorfix.safety.redis_client import mask_url
 
 
 @click.command()
@@ -48,7 +57,7 @@ def run(**options: Any) -> None:
     verbosity = -1 if options["quiet"] else options["verbose"]
     observer = ConsoleObserver(console, verbosity)
     hooks = Hooks(observer=lambda _mode: observer, approve=TerminalApprover(console))
-    execution = Execution(RunSpec("run", settings, mode), loaded, hooks)
+    execution = Execution(RunSpec("run", settings, mode), loaded, hooks, seams_for(settings))
     if not execution.planned:
         finish(execution.execute(), settings, execution.planned, outputs)
         sys.exit(0)
@@ -92,8 +101,9 @@ def finish(
         click.echo(text, nl=False)
     try:
         keep_history(settings, done.record, planned)
-    except OSError as exc:
-        warn(f"the run was not kept in {settings.state_dir}: {exc}")
+    except (OSError, StateUnavailable) as exc:
+        where = mask_url(settings.state) if settings.state else settings.state_dir
+        warn(f"the run was not kept in {where}: {exc}")
     return done.record
 
 

@@ -49,7 +49,7 @@ def serve(config_path: Path, verbose: int) -> None:
     console = make_console(stderr=True)
 
     def ready(url: str) -> None:
-        console.print(f"oorfix serve: listening on {url} (state {service.state_dir.path})")
+        console.print(f"oorfix serve: listening on {url} (state {service.history.where})")
 
     asyncio.run(run_service(service, secrets, ready))
 

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from oorfix.errors import InputError
 from oorfix.output.record import HostRecord, RunRecord, StepRecord, iso_time
@@ -38,7 +38,7 @@ class RunSummary:
     """One past run as ``oorfix runs`` lists it."""
 
     id: str
-    path: Path
+    path: Path  # the run's directory, or its name (``<start>-<run_id>``) in a Redis state
     started: datetime
     operator: str
     runbooks: tuple[str, ...]
@@ -202,30 +202,83 @@ def _summary(directory: Path, record: RunRecord) -> RunSummary:
 
 def find_run_dir(state: StateDir, run_id_or_prefix: str) -> Path:
     """The one run directory whose run id (or whole name) starts with the given text."""
-    wanted = run_id_or_prefix.strip()
-    if not wanted:
-        raise InputError("no run id given")
-    dirs = _run_dirs(state)
+    dirs = {d.name: d for d in _run_dirs(state)}
     # By directory name alone, so finding one run never reads every stored record.
-    exact = [d for d in dirs if wanted in (_run_id_of(d), d.name)]
-    matches = exact or [
-        d for d in dirs if _run_id_of(d).startswith(wanted) or d.name.startswith(wanted)
-    ]
-    if not matches:
-        known = f"{len(dirs)} run(s) stored" if dirs else "no run is stored"
-        raise InputError(f"no run matches {wanted!r} ({known}; see `oorfix runs`)", state.runs)
-    if len(matches) > 1:
-        ids = sorted(_run_id_of(d) for d in matches)
-        shown = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
-        raise InputError(f"{wanted!r} matches {len(ids)} runs: {shown}; give more of the id")
-    return matches[0]
-
-
-def _run_id_of(directory: Path) -> str:
-    """The run id part of ``<start>-<run_id>`` (the start stamp holds no dash)."""
-    return directory.name.partition("-")[2]
+    return dirs[pick_run(list(dirs), run_id_or_prefix, state.runs)]
 
 
 def load_run(state: StateDir, run_id_or_prefix: str) -> RunRecord:
     """The record of the one stored run whose id starts with ``run_id_or_prefix``."""
     return RunRecord.read(find_run_dir(state, run_id_or_prefix) / RECORD)
+
+
+class RunStore(Protocol):
+    """Where runs are kept: ``oorfix runs``, ``oorfix report`` and the dashboard read it."""
+
+    @property
+    def where(self) -> str:
+        """Where the runs are kept, for messages (no secret in it)."""
+        ...
+
+    def save(self, record: RunRecord, plan: list[dict[str, Any]] | None) -> str:
+        """Keep a run's record and plan; where it went."""
+        ...
+
+    def runs(self) -> list[RunSummary]:
+        """Every stored run, newest first."""
+        ...
+
+    def load(self, run_id_or_prefix: str) -> RunRecord:
+        """The record of the one stored run whose id starts with ``run_id_or_prefix``."""
+        ...
+
+
+class FileRunStore:
+    """The runs of a state directory (``runs/``), with their evidence files."""
+
+    def __init__(self, state: StateDir) -> None:
+        self.state = state
+
+    @property
+    def where(self) -> str:
+        """The state directory."""
+        return str(self.state.path)
+
+    def save(self, record: RunRecord, plan: list[dict[str, Any]] | None) -> str:
+        """``save_run``; the run's directory."""
+        return str(save_run(self.state, record, plan))
+
+    def runs(self) -> list[RunSummary]:
+        """``list_runs``."""
+        return list_runs(self.state)
+
+    def load(self, run_id_or_prefix: str) -> RunRecord:
+        """``load_run``."""
+        return load_run(self.state, run_id_or_prefix)
+
+
+def summary_of(path: Path, record: RunRecord) -> RunSummary:
+    """The summary ``oorfix runs`` shows of one record."""
+    return _summary(path, record)
+
+
+def pick_run(names: list[str], wanted: str, source: Path | str) -> str:
+    """The one name (``<start>-<run_id>``) whose run id or name starts with ``wanted``."""
+    wanted = wanted.strip()
+    if not wanted:
+        raise InputError("no run id given")
+    exact = [n for n in names if wanted in (_id_part(n), n)]
+    matches = exact or [n for n in names if _id_part(n).startswith(wanted) or n.startswith(wanted)]
+    if not matches:
+        known = f"{len(names)} run(s) stored" if names else "no run is stored"
+        raise InputError(f"no run matches {wanted!r} ({known}; see `oorfix runs`)", source)
+    if len(matches) > 1:
+        ids = sorted(_id_part(n) for n in matches)
+        shown = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+        raise InputError(f"{wanted!r} matches {len(ids)} runs: {shown}; give more of the id")
+    return matches[0]
+
+
+def _id_part(name: str) -> str:
+    """The run id part of ``<start>-<run_id>`` (the start stamp holds no dash)."""
+    return name.partition("-")[2]

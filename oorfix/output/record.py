@@ -127,6 +127,24 @@ class StepRecord(_Record):
             end=step.ended,
         )
 
+    def result(self) -> StepResult:
+        """The step result this record was made of (times at the record's precision)."""
+        return StepResult(
+            phase=self.phase,
+            name=self.name,
+            status=self.status,
+            command=self.command,
+            host=self.host,
+            rc=self.rc,
+            stdout=self.stream("stdout"),
+            stderr=self.stream("stderr"),
+            started=self.start,
+            ended=self.end,
+            reason=self.reason,
+            attempt=self.attempt,
+            timed_out=self.timed_out,
+        )
+
     def stream(self, name: Stream) -> Output:
         """One captured stream as the results hold it: text, total size, whether cut."""
         if name == "stdout":
@@ -166,6 +184,22 @@ class HostRecord(_Record):
             start=result.started,
             end=result.ended,
             steps=tuple(StepRecord.of(s) for s in result.steps),
+        )
+
+    def result(self) -> HostResult:
+        """The host result this record was made of (e.g. one sent back by a worker)."""
+        return HostResult(
+            host=self.host,
+            runbook=self.runbook,
+            fault=self.fault,
+            status=self.status,
+            steps=tuple(step.result() for step in self.steps),
+            error=self.error,
+            escalation=self.escalation,
+            notes=self.notes,
+            started=self.start,
+            ended=self.end,
+            explained_by=self.explained_by,
         )
 
 

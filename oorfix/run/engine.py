@@ -67,6 +67,15 @@ class Silent:
         """Nothing to show."""
 
 
+class RemoteHosts(Protocol):
+    """Runs one host's jobs elsewhere (a worker, with this same engine) and returns their
+    results, one per job in order; ``abort`` set means: no new step there either."""
+
+    def run_host(self, jobs: Sequence[Job], abort: threading.Event) -> list[HostResult]:
+        """The results of ``jobs``, all on one host."""
+        ...
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     """How a run proceeds."""
@@ -89,6 +98,8 @@ class EngineParts:
     gate: Gate
     audit: CommandAudit
     observer: Observer = field(default_factory=Silent)
+    # Set: hosts run on workers; batches, the breaker, the observer and the results stay here.
+    remote: RemoteHosts | None = None
 
 
 class Engine:
@@ -152,6 +163,8 @@ class Engine:
                 results.update(done)
 
     def _run_host(self, jobs: list[tuple[int, Job]]) -> dict[int, HostResult]:
+        if self.parts.remote is not None:
+            return self._run_remote(self.parts.remote, jobs)
         try:
             return self._run_host_jobs(jobs)
         finally:
@@ -173,6 +186,22 @@ class Engine:
                     # Checks taken before this fix are stale: take them again for the rest.
                     later = [j for _, j in jobs[position + 1 :]]
                     prefetched[position + 1 :] = self._prefetch(later)
+        return done
+
+    def _run_remote(
+        self, remote: RemoteHosts, jobs: list[tuple[int, Job]]
+    ) -> dict[int, HostResult]:
+        stop = "the run was interrupted" if self._abort.is_set() else self._breaker.tripped()
+        if stop is not None:
+            return {index: _skipped(job, f"not started: {stop}") for index, job in jobs}
+        for _, job in jobs:
+            self.parts.observer.job_started(job)
+        results = remote.run_host([job for _, job in jobs], self._abort)
+        done: dict[int, HostResult] = {}
+        for (index, _), result in zip(jobs, results, strict=True):
+            self._breaker.record(result)
+            self.parts.observer.job_finished(result)
+            done[index] = result
         return done
 
     def _prefetch(self, jobs: list[Job]) -> list[dict[int, CommandResult]]:

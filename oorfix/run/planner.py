@@ -113,11 +113,15 @@ def plan_run(
     inventory: Inventory,
     extra_vars: Mapping[str, Any],
     limit: str | None = None,
+    only: frozenset[str] | None = None,
 ) -> list[PlannedJob]:
-    """Jobs for every runbook on every host its pattern (and ``limit``) selects, rendered."""
+    """Jobs for every runbook on every host its pattern (and ``limit``) selects, rendered;
+    ``only`` keeps the hosts of those exact names (a worker plans its own host alone)."""
     if limit is not None:
         limit = limit_pattern(limit)
     allowed = {h.name for h in inventory.select(limit)} if limit is not None else None
+    if only is not None:
+        allowed = set(only) if allowed is None else allowed & only
     site = [*inventory_secrets(inventory), *become_passwords(inventory.hosts)]
     planned: list[PlannedJob] = []
     errors: list[InputError] = []

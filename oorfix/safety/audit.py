@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,18 +205,12 @@ class NoAudit:
         """Nothing to record."""
 
 
-class AuditLog:
-    """Appends intent and result entries for one actor (``user@machine``) to a state dir."""
+class ChainedAudit:
+    """Intent and result entries for one actor (``user@machine``), chained by ``_append``."""
 
-    def __init__(self, state: StateDir, actor: str, clock: Callable[[], datetime] = utcnow) -> None:
-        self._state = state
+    def __init__(self, actor: str, clock: Callable[[], datetime] = utcnow) -> None:
         self._actor = _text("actor", actor)
         self._clock = clock
-
-    @property
-    def path(self) -> Path:
-        """The log file."""
-        return audit_path(self._state)
 
     def intent(self, where: AuditWhere) -> str:
         """Record that a command is about to run; returns the entry's id for its result."""
@@ -234,13 +228,63 @@ class AuditLog:
         self._append({"kind": "result", **where.fields(), **outcome})
 
     def _append(self, body: Entry) -> str:
+        """Chain ``body`` to the last entry and store it; returns its hash."""
+        raise NotImplementedError
+
+    def _entry(self, body: Entry, prev: str, seq: int, damaged: bool = False) -> Entry:
+        """``body`` with who, when and the chain fields, as entry ``seq`` after ``prev``."""
+        entry: Entry = {**body, "seq": seq, "at": _iso(self._clock())}
+        entry.update(actor=self._actor, prev=prev)
+        if damaged:
+            entry["after_damage"] = True
+        entry["hash"] = entry_hash(entry)
+        return entry
+
+
+class AuditLog(ChainedAudit):
+    """The audit log of a state directory: one file, appended under the directory's mutex."""
+
+    def __init__(self, state: StateDir, actor: str, clock: Callable[[], datetime] = utcnow) -> None:
+        super().__init__(actor, clock)
+        self._state = state
+
+    @property
+    def path(self) -> Path:
+        """The log file."""
+        return audit_path(self._state)
+
+    @property
+    def where(self) -> str:
+        """Where the log lives, for messages."""
+        return str(self.path)
+
+    def exists(self) -> bool:
+        """Whether the log file exists."""
+        return self.path.exists()
+
+    def verify(self) -> VerifyResult:
+        """``verify_state`` of this log's state directory."""
+        return verify_state(self._state)
+
+    def export(self, out: BinaryIO) -> int:
+        """Copy the log up to a size no append is halfway through; the lines copied."""
+        with self._state.mutex(MUTEX):
+            size = self.path.stat().st_size
+        count = 0
+        with self.path.open("rb") as handle:
+            for raw in _lines(handle, size):
+                out.write(raw)
+                count += 1
+        return count
+
+    def _append(self, body: Entry) -> str:
         """Chain ``body`` to the last entry and append it durably; returns its hash."""
         with self._state.mutex(MUTEX):
             created = not self.path.exists()
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 tail = _read_tail(fd)
-                entry = self._entry(body, tail)
+                entry = self._entry(body, tail.prev, tail.seq + 1, tail.damaged)
                 prefix = b"\n" if tail.needs_newline else b""  # keep a cut line apart from ours
                 _write_all(fd, prefix + canonical(entry) + b"\n")
                 os.fsync(fd)
@@ -249,15 +293,6 @@ class AuditLog:
             if created:
                 _fsync_dir(self.path.parent)
         return str(entry["hash"])
-
-    def _entry(self, body: Entry, tail: _Tail) -> Entry:
-        """``body`` with who, when and the chain fields."""
-        entry: Entry = {**body, "seq": tail.seq + 1, "at": _iso(self._clock())}
-        entry.update(actor=self._actor, prev=tail.prev)
-        if tail.damaged:
-            entry["after_damage"] = True
-        entry["hash"] = entry_hash(entry)
-        return entry
 
 
 # --- verifying ---------------------------------------------------------------------------
@@ -344,21 +379,26 @@ def _lines(handle: BinaryIO, end: int) -> Iterator[bytes]:
         remaining -= len(raw)
 
 
+def verify_lines(lines: Iterable[bytes]) -> VerifyResult:
+    """Walk a log's lines (each with its newline) once; report the first broken or edited one."""
+    chain = _Chain()
+    number = 0
+    for number, raw in enumerate(lines, start=1):
+        problem = chain.check(number, raw)
+        if problem is not None:
+            return VerifyResult(False, number - 1, number, f"line {number}: {problem}")
+    return VerifyResult(True, number)
+
+
 def verify(path: Path, end: int | None = None) -> VerifyResult:
-    """Walk the log once and report its first broken or edited line.
+    """Walk the log file once and report its first broken or edited line.
 
     Only the first ``end`` bytes are read (default: the size when opened), so lines
     appended meanwhile are not half-read; ``verify_state`` takes that size under the mutex.
     """
-    chain = _Chain()
-    number = 0
     with Path(path).open("rb") as handle:
         limit = os.fstat(handle.fileno()).st_size if end is None else end
-        for number, raw in enumerate(_lines(handle, limit), start=1):
-            problem = chain.check(number, raw)
-            if problem is not None:
-                return VerifyResult(False, number - 1, number, f"line {number}: {problem}")
-    return VerifyResult(True, number)
+        return verify_lines(_lines(handle, limit))
 
 
 def verify_state(state: StateDir) -> VerifyResult:

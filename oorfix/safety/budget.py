@@ -49,7 +49,18 @@ def _format_next(at: datetime, now: datetime) -> str:
     return f"{shown.strftime(stamp)} UTC"
 
 
-def _check_limits(count: int, per: float) -> None:
+def spent_message(  # noqa: PLR0913 - the message names each of them
+    runbook: str, host: str, recent: int, per: float, next_at: datetime, now: datetime
+) -> str:
+    """Why a remediation is refused: how many there were, and when the next one may start."""
+    noun = "remediation" if recent == 1 else "remediations"
+    return (
+        f"budget spent: {recent} {noun} of {runbook} on {host} in the last "
+        f"{format_window(per)} (next allowed at {_format_next(next_at, now)})"
+    )
+
+
+def check_limits(count: int, per: float) -> None:
     """Refuse a budget that makes no sense; the runbook schema should already have."""
     if count < 1:
         raise ValueError(f"max_remediations count must be at least 1, not {count!r}")
@@ -87,7 +98,7 @@ class RemediationBudget:
 
     def check(self, runbook: str, host: str, count: int, per: float) -> str | None:
         """None if a remediation may start now; else why not, for people."""
-        _check_limits(count, per)
+        check_limits(count, per)
         return self._refusal(runbook, host, count, per, self.clock())
 
     def record(self, runbook: str, host: str, per: float | None = None) -> None:
@@ -97,7 +108,7 @@ class RemediationBudget:
 
     def try_spend(self, runbook: str, host: str, count: int, per: float) -> str | None:
         """Check and record in one step, safe across processes: None if spent, else why not."""
-        _check_limits(count, per)
+        check_limits(count, per)
         with self.state.mutex("budget"):
             now = self.clock()
             reason = self._refusal(runbook, host, count, per, now)
@@ -128,11 +139,7 @@ class RemediationBudget:
             return None
         # Allowed again once all but count-1 of the recent entries have left the window.
         next_at = recent[len(recent) - count] + timedelta(seconds=per)
-        noun = "remediation" if len(recent) == 1 else "remediations"
-        return (
-            f"budget spent: {len(recent)} {noun} of {runbook} on {host} in the last "
-            f"{format_window(per)} (next allowed at {_format_next(next_at, now)})"
-        )
+        return spent_message(runbook, host, len(recent), per, next_at, now)
 
     def _record(self, runbook: str, host: str, per: float | None, now: datetime) -> None:
         """Append ``now`` and write the file back; the caller holds the mutex."""

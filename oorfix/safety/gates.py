@@ -7,17 +7,20 @@ people must be told (a fault over its remediation budget is escalated, not silen
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from oorfix.errors import StateUnavailable
 from oorfix.results import Outcome, utcnow
 from oorfix.runbook.models import Runbook
 from oorfix.runbook.windows import window_decision
-from oorfix.safety.budget import RemediationBudget
-from oorfix.safety.locks import HostLocks, LockInfo
+from oorfix.safety.stores import BudgetStore, LockStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,8 @@ class RunGate:
     budget refuses. Locks are released when each job is done.
     """
 
-    locks: HostLocks | None = None
-    budget: RemediationBudget | None = None
+    locks: LockStore | None = None
+    budget: BudgetStore | None = None
     approved: frozenset[str] = frozenset()
     force: bool = False  # ignore maintenance windows
     clock: Callable[[], datetime] = utcnow
@@ -108,7 +111,10 @@ class RunGate:
     def _lock(self, job: Subject) -> Refusal | None:
         if self.locks is None:
             return None
-        holder = self.locks.acquire(job.host_name)
+        try:
+            holder = self.locks.acquire(job.host_name)
+        except StateUnavailable as exc:
+            return Refusal(Outcome.LOCKED, f"fix not started without a lock: {exc}")
         if holder is not None:
             until = holder.expires.isoformat(timespec="seconds")
             why = f"locked by run {holder.run_id or '?'} ({holder.owner}) until {until}"
@@ -123,7 +129,11 @@ class RunGate:
         spec = job.runbook.max_remediations
         if self.budget is None or spec is None:
             return None
-        refused = self.budget.try_spend(job.runbook.name, job.host_name, spec.count, spec.per)
+        try:
+            refused = self.budget.try_spend(job.runbook.name, job.host_name, spec.count, spec.per)
+        except StateUnavailable as exc:
+            self.done(job)
+            return Refusal(Outcome.DEFERRED, f"fix deferred: the budget cannot be checked: {exc}")
         if refused is None:
             return None
         self.done(job)
@@ -139,11 +149,21 @@ class RunGate:
             return lost
         if self.locks is None or not held:
             return None
-        holder = self.locks.refresh(host)
-        return None if holder is None else self._mark_lost(host, holder)
+        return self._refresh(host)
 
-    def _mark_lost(self, host: str, holder: LockInfo) -> str:
-        reason = f"the lock on {host} was taken by run {holder.run_id or '?'} ({holder.owner})"
+    def _refresh(self, host: str) -> str | None:
+        """Extend the lock on ``host``: None while it is ours, else why it is lost."""
+        assert self.locks is not None
+        try:
+            holder = self.locks.refresh(host)
+        except StateUnavailable as exc:
+            return self._mark_lost(host, f"the lock on {host} could not be refreshed: {exc}")
+        if holder is None:
+            return None
+        who = f"run {holder.run_id or '?'} ({holder.owner})"
+        return self._mark_lost(host, f"the lock on {host} was taken by {who}")
+
+    def _mark_lost(self, host: str, reason: str) -> str:
         with self._mutex:
             self._lost[host] = reason
         return reason
@@ -158,9 +178,7 @@ class RunGate:
             if not held:
                 return
             for host in held:
-                holder = self.locks.refresh(host)
-                if holder is not None:
-                    self._mark_lost(host, holder)
+                self._refresh(host)
 
     def _start_heartbeat(self) -> None:
         with self._mutex:
@@ -175,4 +193,7 @@ class RunGate:
             held = job.host_name in self._held
             self._held.discard(job.host_name)
         if held and self.locks is not None:
-            self.locks.release(job.host_name)
+            try:
+                self.locks.release(job.host_name)
+            except StateUnavailable as exc:  # the lock expires by itself after its ttl
+                log.warning("lock on %s not released: %s", job.host_name, exc)

@@ -51,6 +51,7 @@ class LockInfo:
     run_id: str
     acquired: datetime
     expires: datetime
+    fence: int | None = None  # Redis: a token that grows with every new acquisition
 
     def to_json(self) -> dict[str, str]:
         """The lock as stored in its file."""

@@ -29,6 +29,7 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
@@ -46,6 +47,7 @@ from oorfix.errors import InputError, InputErrors, RunbookError
 from oorfix.runbook.durations import parse_duration
 from oorfix.runbook.validation import format_loc, validation_errors
 from oorfix.runbook.yamlsource import load_file
+from oorfix.safety.redis_client import RedisTarget, is_redis_url
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")  # Prometheus label names
@@ -143,6 +145,13 @@ class Defaults(_Model):
     connect_timeout: float = Field(10.0, gt=0)
     lock_ttl: float = Field(900.0, description="host lock expiry, e.g. 15m")
     state_dir: Path | None = Field(None, description="default: $XDG_STATE_HOME/oorfix")
+    state: str | None = Field(
+        None,
+        description=(
+            "redis://host:port/db shared with the team's other controllers (locks, budgets, "
+            "audit, history); the password from OORFIX_STATE_PASSWORD, never in this file"
+        ),
+    )
     max_parallel_runs: int = Field(2, ge=1, le=64, description="jobs running at once")
     renotify: float = Field(
         14400.0, description="the same notice for the same host and fault is repeated after"
@@ -151,6 +160,21 @@ class Defaults(_Model):
     _durations = field_validator("lock_ttl", "renotify", mode="before")(
         classmethod(lambda c, v: _seconds(v))
     )
+
+    @field_validator("state")
+    @classmethod
+    def _state_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not is_redis_url(value):
+            raise ValueError("a redis://, rediss:// or unix:// URL (state_dir is the directory)")
+        try:
+            RedisTarget.parse(value)
+        except InputError as exc:
+            raise ValueError(exc.message) from None
+        if urlsplit(value).password is not None:
+            raise ValueError("no password here: it would be copied to exported units and logs")
+        return value
 
 
 class Job(_Model):

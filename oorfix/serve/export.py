@@ -69,6 +69,8 @@ def job_argv(config: ServeConfig, schedule: Schedule, oorfix: Sequence[str]) -> 
         argv += ["--known-hosts", str(defaults.known_hosts)]
     if defaults.state_dir is not None:
         argv += ["--state-dir", str(defaults.state_dir)]
+    if defaults.state is not None:
+        argv += ["--state", defaults.state]
     if job.auto_approve:
         argv.append("--yes")
     argv.append("--quiet")

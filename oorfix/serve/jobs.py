@@ -83,6 +83,7 @@ def run_spec(defaults: Defaults, queued: QueuedJob, catalog: Catalog) -> RunSpec
         connect_timeout=defaults.connect_timeout,
         yes=job.auto_approve,
         state_dir=defaults.state_dir or default_state_dir(),
+        state=defaults.state,
         lock_ttl=defaults.lock_ttl,
     )
     trigger = {"source": queued.source, "name": queued.name, "job": queued.id, **queued.trigger}

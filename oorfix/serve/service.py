@@ -22,11 +22,11 @@ from datetime import datetime
 
 from oorfix.app.execute import Execution, Finished, Hooks
 from oorfix.app.loading import load_and_plan
+from oorfix.app.state import open_state
 from oorfix.app.wiring import REAL, Seams, keep_history
 from oorfix.catalog import Catalog
-from oorfix.errors import InputError
+from oorfix.errors import InputError, StateUnavailable
 from oorfix.inventory.core import Inventory, load_inventory
-from oorfix.output.history import list_runs, load_run
 from oorfix.output.record import RunRecord
 from oorfix.results import ExitCode, Outcome, utcnow
 from oorfix.runbook.catalogfile import site_catalog
@@ -77,6 +77,8 @@ class Service:
         self.clock = parts.clock
         self.state_dir = StateDir(self.defaults.state_dir or default_state_dir())
         self.state = ServiceState(self.state_dir)
+        # Runs may live in the team's Redis; the service's own queue stays in its directory.
+        self.history = open_state(self.defaults.state, self.state_dir.path).history()
         self.state.ensure()
         self.metrics = Metrics()
         self.catalog: Catalog = site_catalog([self.defaults.runbooks])
@@ -306,7 +308,7 @@ class Service:
         done = execution.execute()
         try:
             keep_history(spec.settings, done.record, execution.planned)
-        except OSError as exc:
+        except (OSError, StateUnavailable) as exc:
             log.error("run %s was not kept: %s", execution.run_id, exc)
         self._finished(job, done)
 
@@ -405,11 +407,11 @@ class Service:
 
     def last_diagnosis(self, search: int = 200) -> RunRecord | None:
         """The newest diagnose run's record among the last ``search`` runs, if any."""
-        for summary in list_runs(self.state_dir)[:search]:
+        for summary in self.history.runs()[:search]:
             if summary.command != "diagnose":
                 continue
             try:
-                record = load_run(self.state_dir, summary.id)
+                record = self.history.load(summary.id)
             except InputError:
                 continue
             if record.command == "diagnose":
@@ -424,7 +426,7 @@ class Service:
         return DashboardData(
             now=self.clock(),
             diagnosis=self.last_diagnosis(),
-            runs=list_runs(self.state_dir)[:runs],
+            runs=self.history.runs()[:runs],
             schedules=self.schedules(),
             alerts=self.state.recent_alerts(alerts),
             pending=pending,

@@ -35,9 +35,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from oorfix import __version__
-from oorfix.errors import InputError
-from oorfix.output.history import list_runs, load_run
-from oorfix.output.record import RunRecord
+from oorfix.errors import InputError, StateUnavailable
 from oorfix.output.reports.html import html_report
 from oorfix.serve.alerts import AMPayload
 from oorfix.serve.dashboard import dashboard_page, runs_page
@@ -116,7 +114,10 @@ def make_app(service: Service, secrets: Secrets) -> web.Application:
 
 @web.middleware
 async def _security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except StateUnavailable as exc:  # the team's Redis is down: say so, the service lives on
+        response = _json({"error": str(exc)}, 503)
     response.headers.update(_HEADERS)
     return response
 
@@ -240,21 +241,18 @@ class _Api:
 
     async def runs(self, request: web.Request) -> web.Response:
         """Run summaries, newest first."""
-        summaries = await asyncio.to_thread(list_runs, self.service.state_dir)
+        summaries = await asyncio.to_thread(self.service.history.runs)
         return _json([_summary(s) for s in summaries[:200]])
 
     async def run(self, request: web.Request) -> web.Response:
         """One run's record."""
         try:
             record = await asyncio.to_thread(
-                load_run, self.service.state_dir, request.match_info["run_id"]
+                self.service.history.load, request.match_info["run_id"]
             )
         except InputError as exc:
             return _json({"error": exc.message}, 404)
         return _json(record.to_dict())
-
-    def _load(self, run_id: str) -> RunRecord:
-        return load_run(self.service.state_dir, run_id)
 
     async def diagnosis(self, request: web.Request) -> web.Response:
         """The newest diagnosis."""
@@ -283,14 +281,14 @@ class _Api:
 
     async def all_runs(self, request: web.Request) -> web.Response:
         """Every run kept, newest first."""
-        summaries = await asyncio.to_thread(list_runs, self.service.state_dir)
+        summaries = await asyncio.to_thread(self.service.history.runs)
         return web.Response(text=runs_page(summaries), content_type="text/html")
 
     async def report(self, request: web.Request) -> web.Response:
         """One run's incident report."""
         try:
             record = await asyncio.to_thread(
-                load_run, self.service.state_dir, request.match_info["run_id"]
+                self.service.history.load, request.match_info["run_id"]
             )
         except InputError as exc:
             return _json({"error": exc.message}, 404)

@@ -27,6 +27,7 @@ import pytest
 
 from oorfix.lab import services
 from oorfix.lab.lab import API_PORT, Lab, payment_hosts
+from oorfix.lab.redisserver import REDIS_SERVER, RedisServer, start_redis
 from oorfix.lab.sshd import SSHD
 from tests.support import require
 
@@ -237,3 +238,29 @@ def fleet(lab: Lab, tmp_path: Path) -> Fleet:
     fleet = Fleet(lab, tmp_path)
     fleet.restore()
     return fleet
+
+
+# --- a real Redis for the team state ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server on 127.0.0.1 for the session, with a password, no persistence."""
+    require("REDIS", REDIS_SERVER.exists(), f"{REDIS_SERVER} is not installed")
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The server emptied for this test; its URL, the password in OORFIX_STATE_PASSWORD."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url_with_password)
+    client.flushall()
+    client.close()
+    monkeypatch.setenv("OORFIX_STATE_PASSWORD", redis_server.password)
+    return redis_server.url

@@ -107,8 +107,10 @@ ALLOWED = {
     "lab": {"base", "inventory", "transport"},
     "app": {"base", "runbook", "inventory", "transport", "safety", "run", "diagnosis", "output"},
     "serve": {"base", "runbook", "inventory", "safety", "run", "diagnosis", "output", "app"},
+    "distributed": {"base", "runbook", "inventory", "safety", "run", "output", "app"},
     "cli": {
         "app",
+        "distributed",
         "serve",
         "base",
         "runbook",

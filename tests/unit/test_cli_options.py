@@ -78,7 +78,8 @@ def test_commands_that_contact_hosts_take_every_run_option(name: str) -> None:
         "inventory_paths", "vault_password_files", "vault_ids", "limit", "extra", "forks",
         "ssh_config", "known_hosts", "accept_new_host_keys", "connect_timeout", "json_path",
         "junit_path",
-        "verbose", "quiet", "serial", "max_fail_percent", "yes", "force", "state_dir", "lock_ttl",
+        "verbose", "quiet", "serial", "max_fail_percent", "yes", "force", "state_dir", "state",
+            "lock_ttl", "workers",
     }  # fmt: skip
     assert len(RUN_OPTIONS) == len(wanted)
     assert wanted <= dests
