@@ -9,7 +9,10 @@ Tools, each run as its own process (so start-up counts), each in its own virtual
 - oorfix diagnose, one runbook whose detect holds the checks (`--forks 50`);
 - fabric ThreadingGroup, one script of every check per host;
 - fabric ThreadingGroup, one exec per check;
-- pyinfra, one `server.shell` operation with the checks.
+- pyinfra, one `server.shell` operation with the checks;
+- oorfix diagnose on Celery workers (`--workers`, `workers.py`): two `oorfix worker`
+  processes on this machine behind a real Redis, to show the overhead of a distributed run
+  against the local engine on the same hosts, and project a 20,000-host diagnose.
 Every tool's output is validated (every check on every host came back with exit status 0).
 
 Reported per tool and N: the median wall time of REPEAT runs, the controller's CPU per host
@@ -21,6 +24,7 @@ peak open fds and threads are sampled. Ratios are against the baselines of the s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pwd
@@ -32,10 +36,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from oorfix.lab.sshd import SshdServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workers import Workers, projection
 
 REPO = Path(__file__).resolve().parents[1]
 OORFIX_PYTHON = REPO / ".venv" / "bin" / "python"
@@ -67,6 +75,8 @@ class Measure:
     sshd_cpu: float
     peak_fds: int = 0
     peak_threads: int = 0
+    worker_cpu: float = 0.0  # oorfix-workers: the workers' CPU seconds
+    result_bytes: float = 0.0  # oorfix-workers: the hosts' results, JSON bytes per host
 
 
 # -- the target account and hosts -----------------------------------------------------------
@@ -210,14 +220,19 @@ def measure(
     sshd_pids: Sequence[int],
     validate: Callable[[str, str], None],
     sample: bool,
+    env: dict[str, str] | None = None,
+    workers: Workers | None = None,
 ) -> Measure:
     """Run one tool process; its wall time, its CPU, the sshd side's CPU, validated output."""
     for pid in sshd_pids:
         sshd_settled(pid)
     before_sshd = sum(sshd_cpu(pid) for pid in sshd_pids)
+    before_workers = workers.cpu() if workers is not None else 0.0
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     sampler = Sampler(proc.pid) if sample else None
     out, err = proc.communicate()
     wall = time.perf_counter() - started
@@ -236,6 +251,7 @@ def measure(
         sum(sshd_cpu(pid) for pid in sshd_pids) - before_sshd,
         sampler.fds if sampler else 0,
         sampler.threads if sampler else 0,
+        (workers.cpu() - before_workers) if workers is not None else 0.0,
     )
 
 
@@ -292,6 +308,7 @@ class Bench:
         """Every host healthy, every check passed, in the run record."""
         record = json.loads(self.record.read_text())
         results = record["results"]
+        self.result_bytes = len(json.dumps(results, separators=(",", ":"))) / self.n
         passed = sum(
             1
             for r in results
@@ -354,7 +371,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--tools", default="oorfix,fabric-script,fabric-exec,pyinfra")
+    parser.add_argument(
+        "--tools", default="oorfix,oorfix-workers,fabric-script,fabric-exec,pyinfra"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     tools = args.tools.split(",")
@@ -364,13 +383,20 @@ def main() -> None:
         user = light_account(directory / "home")
         addresses = [f"127.0.{60 + i // 250}.{i % 250 + 1}" for i in range(max(sizes))]
         write_runbook(directory)
-        with Hosts(directory, addresses, user) as hosts:
+        with Hosts(directory, addresses, user) as hosts, _workers(directory, tools) as workers:
             shell = pwd.getpwnam(user).pw_shell
             print(f"# {len(CHECKS)} checks per host; target account {user} (shell {shell}); "
                   f"{len(hosts.servers)} sshd on loopback; median of {args.repeat}; "
                   f"oorfix --forks {FORKS}")  # fmt: skip
-            table = run_all(directory, hosts, sizes, tools, args.repeat)
+            table = run_all(directory, hosts, sizes, tools, args.repeat, workers)
     report(table, sizes, tools)
+
+
+def _workers(directory: Path, tools: Sequence[str]) -> contextlib.AbstractContextManager[Any]:
+    """The Redis and workers of the distributed case, when it is measured."""
+    if "oorfix-workers" not in tools:
+        return contextlib.nullcontext()
+    return Workers(directory, OORFIX_PYTHON, REPO)
 
 
 Table = dict[tuple[str, int], Measure]
@@ -382,7 +408,12 @@ def _line(m: Measure, n: int) -> str:
 
 
 def run_all(
-    directory: Path, hosts: Hosts, sizes: Sequence[int], tools: Sequence[str], repeat: int
+    directory: Path,
+    hosts: Hosts,
+    sizes: Sequence[int],
+    tools: Sequence[str],
+    repeat: int,
+    workers: Workers | None,
 ) -> Table:
     """Every tool at every size, interleaved so that drift hits every tool alike."""
     pids = hosts.pids
@@ -394,6 +425,11 @@ def run_all(
             for tool in tools:
                 if tool == "oorfix":
                     m = measure(bench.oorfix(), pids, bench.check_oorfix, sample=n == max(sizes))
+                elif tool == "oorfix-workers":
+                    assert workers is not None
+                    argv, check = bench.oorfix(), bench.check_oorfix
+                    m = measure(argv, pids, check, False, workers.env, workers)
+                    m = replace(m, result_bytes=bench.result_bytes)
                 else:
                     check = bench.check_pyinfra if tool == "pyinfra" else bench.check_baseline
                     m = measure(bench.baseline(tool), pids, check, sample=False)
@@ -418,12 +454,26 @@ def report(table: Table, sizes: Sequence[int], tools: Sequence[str]) -> None:
         m = table[(tool, big)]
         sshd, controller = 1000 * m.sshd_cpu / big, 1000 * m.controller_cpu / big
         print(f"| {tool} | {walls} | {sshd:.0f} | {controller:.0f} |")
+    if "oorfix-workers" in tools:
+        dist = table[("oorfix-workers", big)]
+        print(f"\noorfix on workers at N={big}: workers' CPU {1000 * dist.worker_cpu / big:.0f} "
+              f"ms/host (sshd-side columns above are the same hosts' cost)")  # fmt: skip
+        if "oorfix" in tools:
+            local = table[("oorfix", big)]
+            extra = (dist.wall - local.wall) / big
+            print(f"distributed overhead at N={big}: {1000 * extra:+.1f} ms/host wall, "
+                  f"{dist.wall / local.wall:.2f}x the local engine on the same hosts")  # fmt: skip
+        low = table[("oorfix-workers", small)]
+        low_cpu = (low.controller_cpu, low.worker_cpu)
+        cpu = (dist.controller_cpu, dist.worker_cpu)
+        for line in projection(small, low_cpu, big, dist.wall, cpu, dist.result_bytes):
+            print(line)
     if "oorfix" not in tools:
         return
     ours = table[("oorfix", big)]
     print(f"\noorfix at N={big}: peak {ours.peak_fds} open fds, {ours.peak_threads} threads")
     for tool in tools:
-        if tool == "oorfix":
+        if tool.startswith("oorfix"):
             continue
         theirs = table[(tool, big)]
         print(

@@ -47,9 +47,11 @@ def input_errors_exit(func: F) -> F:
 T = TypeVar("T")
 
 
-def seams_for(settings: RunSettings) -> Seams:
-    """The real run's seams; with ``--workers``, its hosts go to the workers."""
-    if not settings.workers:
+def seams_for(settings: RunSettings | str | None) -> Seams:
+    """The real run's seams; with workers (``--workers``, a service's ``workers:``), its
+    hosts go to the workers."""
+    workers = settings.workers if isinstance(settings, RunSettings) else settings
+    if not workers:
         return REAL
     from oorfix.distributed.dispatch import celery_hosts  # Celery loads only for --workers
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from oorfix.cli.common import input_errors_exit
+from oorfix.cli.common import input_errors_exit, seams_for
 from oorfix.cli.options import shared
 from oorfix.output.console import make_console
 from oorfix.results import utcnow
@@ -36,7 +36,7 @@ config_option = click.option(
 @input_errors_exit
 def serve(config_path: Path, verbose: int) -> None:
     """Run the service: schedules, Alertmanager webhooks, metrics and the dashboard."""
-    from oorfix.serve.service import Service  # the engine and aiohttp load only here
+    from oorfix.serve.service import Parts, Service  # the engine and aiohttp load only here
     from oorfix.serve.web import read_secrets
     from oorfix.serve.web import serve as run_service
 
@@ -44,7 +44,7 @@ def serve(config_path: Path, verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("oorfix.serve").setLevel(min(level, logging.INFO))
-    service = Service(config)
+    service = Service(config, Parts(seams=seams_for(config.defaults.workers)))
     secrets = read_secrets(service)
     console = make_console(stderr=True)
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from oorfix.app.settings import RunSettings
 from oorfix.app.wiring import RunRequest, plan_data
-from oorfix.distributed.celeryapp import LOST_AFTER, TASK, alive_key, heartbeat, make_app, stop_key
+from oorfix.distributed.celeryapp import LOST_AFTER, TASK, heartbeat, make_app, stop_key
+from oorfix.distributed.collector import POLL, Collector
 from oorfix.distributed.payload import HostTask, digest, file_digest, settings_data, worker_key
 from oorfix.distributed.worker import known_hosts_path
 from oorfix.errors import InputError
@@ -27,10 +27,11 @@ from oorfix.output.record import HostRecord
 from oorfix.results import HostResult, Outcome, RunMode
 from oorfix.run.jobs import Job
 from oorfix.run.planner import PlannedJob
+from oorfix.safety.redis_client import mask_url
 
 log = logging.getLogger(__name__)
-POLL = 0.5  # seconds between checks of a task's liveness while waiting for its result
 STOP_KEEP = 24 * 3600  # seconds the stop mark of an interrupted run is kept
+PING_TIMEOUT = 5.0  # seconds for one worker to answer before a run starts
 UNKNOWN = "what it changed is unknown (see the audit log); not retried"
 
 
@@ -58,6 +59,8 @@ class CeleryHosts:
             )
         self.key = worker_key()
         self.app = make_app(url)
+        if not self.app.control.ping(timeout=PING_TIMEOUT, limit=1):
+            raise InputError(f"--workers {mask_url(url)}: no oorfix worker answers")
         self.redis = self.app.backend.client  # the broker's Redis, for liveness and stop
         self.settings = settings
         self.mode = mode
@@ -69,6 +72,7 @@ class CeleryHosts:
             self._plans.setdefault(p.job.host.name, []).append(p)
         self._stopped = False
         self._guard = threading.Lock()
+        self._collector = Collector(self.redis, run_id, heartbeat() * LOST_AFTER)
 
     def run_host(self, jobs: Sequence[Job], abort: threading.Event) -> list[HostResult]:
         """Send the host's jobs to a worker and wait for their results."""
@@ -86,42 +90,22 @@ class CeleryHosts:
             known_hosts=self.known_hosts,
         )
         task_id = f"{self.run_id}-{uuid.uuid4().hex[:12]}"
-        pending = self.app.send_task(TASK, args=[task.sign(self.key)], task_id=task_id)
-        reply = self._wait(pending, task_id, abort)
-        return _results(jobs, reply)
-
-    def _wait(self, pending: Any, task_id: str, abort: threading.Event) -> dict[str, Any]:
-        """The task's reply; a lost worker or an interrupt as a reply of our own."""
-        from celery.exceptions import TimeoutError as Waiting
-
-        lost_after = heartbeat() * LOST_AFTER
-        seen_alive = False
-        started_at: float | None = None
-        while True:
-            try:
-                value = pending.get(timeout=POLL, propagate=False)
-            except Waiting:
-                value = None
-            if pending.ready():
-                return _reply(value, pending)
+        slot = self._collector.watch(task_id)
+        self.app.send_task(TASK, args=[task.sign(self.key)], task_id=task_id)
+        while not slot.done.wait(POLL):
             if abort.is_set():
                 self._stop()
-            alive = bool(self.redis.exists(alive_key(task_id)))
-            seen_alive = seen_alive or alive
-            if seen_alive and not alive:
-                if pending.ready():  # it ended between the two looks
-                    return _reply(pending.result, pending)
-                return {"lost": f"worker lost: it stopped answering while the job ran; {UNKNOWN}"}
-            if not seen_alive and pending.state == "STARTED":
-                # Started, but never said it was alive: give it the time a heartbeat takes.
-                started_at = started_at or time.monotonic()
-                if time.monotonic() - started_at > lost_after:
-                    return {
-                        "lost": f"worker lost: it started the job and never answered; {UNKNOWN}"
-                    }
-            if abort.is_set() and not seen_alive and pending.state == "PENDING":
-                pending.revoke()
-                return {"skipped": "not started: the run was interrupted"}
+                if slot.started is None and not slot.alive_seen:
+                    self.app.control.revoke(task_id)
+                    self._collector.finish(
+                        slot, {"skipped": "not started: the run was interrupted"}
+                    )
+        assert slot.reply is not None
+        return _results(jobs, _with_unknown(slot.reply))
+
+    def close(self) -> None:
+        """The run is over: stop waiting."""
+        self._collector.close()
 
     def _stop(self) -> None:
         """Tell every worker of this run: no new step (once)."""
@@ -141,16 +125,11 @@ def celery_hosts(request: RunRequest, approved: frozenset[str]) -> CeleryHosts:
     )
 
 
-def _reply(value: Any, pending: Any) -> dict[str, Any]:
-    """What a finished task said, or why it has nothing to say."""
-    if isinstance(value, dict):
-        return value
-    if pending.failed():
-        name = type(pending.result).__name__
-        if name == "WorkerLostError":
-            return {"lost": f"worker lost: its process died while the job ran; {UNKNOWN}"}
-        return {"error": f"worker error: {name}: {pending.result}"}
-    return {"error": f"worker gave no result ({pending.state})"}
+def _with_unknown(reply: dict[str, Any]) -> dict[str, Any]:
+    """A lost worker's reply says what that means for the host."""
+    if "lost" in reply:
+        return {"lost": f"{reply['lost']}; {UNKNOWN}"}
+    return reply
 
 
 def _results(jobs: Sequence[Job], reply: dict[str, Any]) -> list[HostResult]:

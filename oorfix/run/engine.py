@@ -75,6 +75,10 @@ class RemoteHosts(Protocol):
         """The results of ``jobs``, all on one host."""
         ...
 
+    def close(self) -> None:
+        """The run is over."""
+        ...
+
 
 @dataclass(frozen=True)
 class EngineOptions:
@@ -145,6 +149,8 @@ class Engine:
                 self._run_batch([by_host[h] for h in batch], results)
         finally:
             self.pool.close()
+            if self.parts.remote is not None:
+                self.parts.remote.close()
         return RunResult(
             run_id=run_id,
             started=started,

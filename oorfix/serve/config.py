@@ -152,6 +152,13 @@ class Defaults(_Model):
             "audit, history); the password from OORFIX_STATE_PASSWORD, never in this file"
         ),
     )
+    workers: str | None = Field(
+        None,
+        description=(
+            "redis://host:port/db of `oorfix worker`s that run the jobs' hosts (password from "
+            "OORFIX_WORKERS_PASSWORD, tasks signed with OORFIX_WORKER_KEY)"
+        ),
+    )
     max_parallel_runs: int = Field(2, ge=1, le=64, description="jobs running at once")
     renotify: float = Field(
         14400.0, description="the same notice for the same host and fault is repeated after"
@@ -161,13 +168,13 @@ class Defaults(_Model):
         classmethod(lambda c, v: _seconds(v))
     )
 
-    @field_validator("state")
+    @field_validator("state", "workers")
     @classmethod
     def _state_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
         if not is_redis_url(value):
-            raise ValueError("a redis://, rediss:// or unix:// URL (state_dir is the directory)")
+            raise ValueError("a redis://, rediss:// or unix:// URL")
         try:
             RedisTarget.parse(value)
         except InputError as exc:

@@ -71,6 +71,8 @@ def job_argv(config: ServeConfig, schedule: Schedule, oorfix: Sequence[str]) -> 
         argv += ["--state-dir", str(defaults.state_dir)]
     if defaults.state is not None:
         argv += ["--state", defaults.state]
+    if defaults.workers is not None:
+        argv += ["--workers", defaults.workers]
     if job.auto_approve:
         argv.append("--yes")
     argv.append("--quiet")

@@ -84,6 +84,7 @@ def run_spec(defaults: Defaults, queued: QueuedJob, catalog: Catalog) -> RunSpec
         yes=job.auto_approve,
         state_dir=defaults.state_dir or default_state_dir(),
         state=defaults.state,
+        workers=defaults.workers,
         lock_ttl=defaults.lock_ttl,
     )
     trigger = {"source": queued.source, "name": queued.name, "job": queued.id, **queued.trigger}
