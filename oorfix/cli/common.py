@@ -7,7 +7,7 @@ import functools
 import sys
 from collections.abc import Callable
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.markup import escape
@@ -15,10 +15,12 @@ from rich.markup import escape
 from oorfix.app.loading import Loaded
 from oorfix.app.loading import load_and_plan as plan_settings
 from oorfix.app.settings import RunSettings
-from oorfix.app.wiring import REAL, Seams
 from oorfix.errors import InputError, InputErrors, StateUnavailable
 from oorfix.output.console import make_console
 from oorfix.results import ExitCode
+
+if TYPE_CHECKING:
+    from oorfix.app.wiring import Seams
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,6 +52,8 @@ T = TypeVar("T")
 def seams_for(settings: RunSettings | str | None) -> Seams:
     """The real run's seams; with workers (``--workers``, a service's ``workers:``), its
     hosts go to the workers."""
+    from oorfix.app.wiring import REAL, Seams  # the engine loads only for commands that run
+
     workers = settings.workers if isinstance(settings, RunSettings) else settings
     if not workers:
         return REAL

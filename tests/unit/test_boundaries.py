@@ -224,3 +224,19 @@ def test_the_version_and_help_load_no_command(flag: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_commands_that_share_nothing_never_import_redis_or_celery() -> None:
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from oorfix.cli import main\n"
+        "r = CliRunner().invoke(main, ['validate', 'runbooks/', 'inventory/'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('redis', 'celery', 'kombu')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
