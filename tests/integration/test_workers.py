@@ -34,6 +34,8 @@ import redis
 from oorfix.lab.redisserver import RedisServer
 from tests.integration.conftest import CLI_TIMEOUT, REPO, CliRun, Fleet
 from tests.integration.test_diagnose import REPO_RUNBOOKS, matrix, reset_hosts
+from tests.integration.test_team_state import GATED_FIX, PLAIN_FIX
+from tests.integration.test_team_state import RESTART as TEAM_RESTART
 
 pytestmark = pytest.mark.integration
 
@@ -59,34 +61,9 @@ KEY_MISSING = (
 )
 HEALTHY_API = {"status": "ok", "version": "2.4.1"}
 
-# A runbook whose first fix step starts pg-api: FIX is that step's command.
-RESTART = """
-    name: NAME
-    fault: software.service_interruption
-    hosts: payment_api
-    detect:
-      - name: health endpoint answers
-        run: curl -fsS -m 3 http://{{ api_host }}:{{ port }}/health
-        expect: {stdout: '"status": *"ok"'}
-    remediate:
-      - name: start pg-api
-        run: >-
-          FIX
-        timeout: 150
-      - name: the API answers again
-        wait_for: {url: "http://{{ api_host }}:{{ port }}/health", timeout: 20s}
-    verify: {retries: 5, delay: 1s}
-    escalate: {message: "pg-api on {{ host.name }} keeps going down: call a person"}
-"""
-# Leaves a mark per remediation, then holds the fix until the test creates the gate file (a
-# bound of its own, so an abandoned step cannot outlive the test for long).
-GATED_FIX = (
-    "touch {{ state_dir }}/remediating-$(date +%s%N);"
-    " end=$(( $(date +%s) + 120 ));"
-    " while [ ! -e {{ state_dir }}/gate ]; do [ $(date +%s) -ge $end ] && exit 1; sleep 0.05; done;"
-    " systemctl start pg-api"
-)
-PLAIN_FIX = "touch {{ state_dir }}/remediating-$(date +%s%N) && systemctl start pg-api"
+# The runbook and fix commands of the team-state tests, without a budget: FIX is the command
+# of the step that starts pg-api.
+RESTART = TEAM_RESTART.replace("    POLICY\n", "")
 HEALTHY_STEPS = [("detect", "health endpoint answers", "passed")]
 RESTART_STEP = "service pg-api restarted"
 
