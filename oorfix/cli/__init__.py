@@ -10,10 +10,15 @@ documented in the README.
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
 from oorfix import __version__
+
+# oorfix uses no pydantic plugin, and looking them up reads the entry points of every installed
+# distribution (some 40 ms a command); whoever sets the variable, even empty, keeps their say.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 # Command name -> where its click command is (loaded on first use) and the summary --help
 # lists without importing it (a test keeps each summary equal to the command's own).

@@ -89,8 +89,15 @@ def _ticks(seconds: float) -> int:
     return max(1, math.ceil(seconds / TICK - 1e-9))
 
 
+# The script's own shell functions: a check whose first word is one of these (`w` is also
+# a program) must not call the function, so it runs through `sh -c`, which does not see them.
+_FUNCTIONS = frozenset({"c", "k", "u", "w"})
+
+
 def _check(index: int, item: BatchItem) -> str:
     direct = direct_argv(item.command.text)
+    if direct is not None and direct.split(" ", 1)[0] in _FUNCTIONS:
+        direct = None
     run = direct if direct is not None else f"sh -c {shlex.quote(item.command.text)}"
     files = f'>"$d/{index}.o" 2>"$d/{index}.e" </dev/null'
     return f'[ -e "$stop" ] || {{ i={index}; c; {run} {files} & w $! {_ticks(item.timeout)}; }}'
@@ -105,6 +112,9 @@ _WATCHDOG = (
     # A `sleep` without fractions (some busybox builds) ticks once a second, counting for 10.
     "p=@TICK@; q=1; sleep $p 2>/dev/null || { p=1; q=@PER@; }; "
     'o=; t=0; while sleep $p; do l=; read l <"$d/w" 2>/dev/null; '
+    # The batch's shell gone (killed, or dead of a write to a closed channel): stop the
+    # running check, remove the directory and end, rather than tick until `timeout` ends all.
+    'kill -0 $$ 2>/dev/null || { [ -z "$l" ] || { set -- $l; k TERM $2; }; rm -rf "$d"; exit; }; '
     '[ "$l" = "$o" ] || { o=$l; t=0; }; [ -n "$l" ] || continue; t=$((t + q)); '
     "set -- $l; if [ $t -ge $(($1 + @GRACE@)) ]; then k KILL $2; "
     'elif [ ! -e "$d/k$3" ] && [ $t -ge $1 ]; then : >"$d/k$3"; k TERM $2; fi; done'

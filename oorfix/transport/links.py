@@ -5,6 +5,7 @@ Shared by the hosts (``oorfix.transport.ssh``) and their jump hosts (``oorfix.tr
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -67,6 +68,12 @@ def keep_alive(client: paramiko.SSHClient, endpoint: Endpoint) -> None:
 def close_client(client: paramiko.SSHClient) -> None:
     """Close a client whatever state it is in, and wait for its transport thread."""
     transport = client.get_transport()
+    sock = getattr(transport, "sock", None)
+    if isinstance(sock, socket.socket):
+        # paramiko's reader notices a close only at its next 0.1 s socket timeout, which the
+        # join below would wait for (50 ms a host on average); a shutdown wakes it at once.
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
     try:
         client.close()
     except (paramiko.SSHException, OSError, EOFError) as exc:

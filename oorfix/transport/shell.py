@@ -46,8 +46,10 @@ def seconds(value: float) -> str:
 
 # A command made of plain words only (no quoting, expansion, redirection, globbing or
 # assignment) means the same run directly as through `sh -c`, when its first word is a
-# program, not a shell builtin or keyword (or echo/printf, whose builtins differ).
-_PLAIN_WORDS = re.compile(r"^[A-Za-z0-9_./:,+@-]+( +[A-Za-z0-9_./:,+@-]+)*$")
+# program, not a shell builtin or keyword (or echo/printf, whose builtins differ). `true`
+# and `false` are programs too, and mean the same either way. `%` is plain outside `${}`
+# (`date +%s`); `=` only after the first word, where it cannot be an assignment.
+_PLAIN_WORDS = re.compile(r"^[A-Za-z0-9_./:,+@%-]+( +[A-Za-z0-9_./:,+@%=-]+)*$")
 _SHELL_WORDS = frozenset(
     [
         ".",
@@ -69,7 +71,6 @@ _SHELL_WORDS = frozenset(
         "exec",
         "exit",
         "export",
-        "false",
         "fc",
         "fg",
         "for",
@@ -90,7 +91,6 @@ _SHELL_WORDS = frozenset(
         "then",
         "times",
         "trap",
-        "true",
         "type",
         "ulimit",
         "umask",

@@ -51,6 +51,7 @@ from oorfix.transport.jump import Route
 from oorfix.transport.known_hosts import KnownHost
 from oorfix.transport.links import (
     ProxySocket,
+    close_client,
     connect_timeout,
     describe_failure,
     direct_socket,
@@ -66,7 +67,6 @@ _LOG = logging.getLogger(__name__)
 MAX_SESSIONS = 8
 _SEND_SIZE = 32 * 1024
 _POLL_SENDING = 0.01  # the window opening is not signalled on the channel's fd
-_CLOSE_JOIN = 2.0
 
 
 class _ParamikoToDebug(logging.Handler):
@@ -181,7 +181,7 @@ class SshTransport:
                     client.connect(**args | {"transport_factory": factory})
                     keep_alive(client, self.endpoint)
             except BaseException:
-                _close_client(client)  # docs/pitfalls.md §12: a failed login leaves threads behind
+                close_client(client)  # docs/pitfalls.md §12: a failed login leaves threads behind
                 raise
             self._client = client
 
@@ -196,7 +196,7 @@ class SshTransport:
             client, self._client = self._client, None
             stream, self._stream = self._stream, None
         if client is not None:
-            _close_client(client)
+            close_client(client)
         if stream is not None:
             stream.close()  # mostly closed with the client already; this one is idempotent
 
@@ -328,17 +328,6 @@ def _resolve(conn: HostConnection, options: ConnectOptions) -> tuple[Endpoint, C
     for note in resolution.notes:  # told when the run was planned
         _LOG.debug("%s", note)
     return resolution.endpoint, None
-
-
-def _close_client(client: paramiko.SSHClient) -> None:
-    """Close a client whatever state it is in, and wait for its transport thread."""
-    transport = client.get_transport()
-    try:
-        client.close()
-    except (paramiko.SSHException, OSError, EOFError) as exc:
-        _LOG.debug("ignored while closing: %r", exc)
-    if transport is not None and transport is not threading.current_thread():
-        transport.join(_CLOSE_JOIN)
 
 
 def _pump(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -14,7 +15,14 @@ from oorfix.inventory.core import load_inventory
 from oorfix.inventory.hosts import Host
 from oorfix.redact import Command
 from oorfix.results import CommandResult, Outcome, RunMode, utcnow
-from oorfix.run.batch_script import BatchItem, new_marker, parse, script, stop_command
+from oorfix.run.batch_script import (
+    BatchItem,
+    batch_dirs,
+    new_marker,
+    parse,
+    script,
+    stop_command,
+)
 from oorfix.run.engine import EngineOptions
 from oorfix.run.planner import plan_run
 from oorfix.run.pool import ConnectionPool
@@ -104,9 +112,10 @@ def test_a_batch_forks_no_helper_process_per_check(tmp_path: Path) -> None:
     )
     assert all(r is not None for r in parse(items, done.stdout.decode(), marker, utcnow()))
     ran = (tmp_path / "log").read_text().split()
-    # Per check: only the shell `true` needs (no time limit process: the watchdog's job);
-    # per batch: its directory, the sizes and data of the outputs, and the watchdog's ticks.
-    assert ran.count("sh") == 10
+    # Per check: nothing (`true` is run as plain words, no shell, no time limit process: the
+    # watchdog's job); per batch: its directory, the sizes and data of the outputs, and the
+    # watchdog's ticks.
+    assert ran.count("sh") == 0
     helpers = sorted(set(ran) - {"sh", "sleep"})
     assert helpers == ["base64", "cat", "mkdir", "rm", "wc"]
     assert [ran.count(tool) for tool in helpers] == [1, 1, 1, 1, 1]
@@ -135,6 +144,46 @@ def test_a_check_that_ignores_term_is_killed_with_its_children() -> None:
     assert (stubborn.rc, stubborn.timed_out) == (137, True)
     alive = subprocess.run(["pgrep", "-f", "sleep 3[01]$"], capture_output=True, check=False)
     assert alive.stdout == b""
+
+
+def test_a_killed_batch_leaves_no_watchdog_check_or_directory_behind() -> None:
+    marker = new_marker()
+    items = [BatchItem(Command("sleep 37.25"), 60), BatchItem(Command("echo never"), 5)]
+    batch = subprocess.Popen(["sh", "-c", script(items, marker)], stdout=subprocess.DEVNULL)
+    try:
+        folder = _wait_for(lambda: [f for f in map(Path, batch_dirs(marker)) if f.is_dir()])[0]
+        _wait_for(lambda: _text(folder / "w"))  # the check runs, the watchdog is armed
+        assert _pids("^sleep 37.25$")
+        assert [pid for pid in _pids(marker) if pid != batch.pid]  # the watchdog
+        batch.kill()  # no trap runs: the watchdog alone must clean up
+        batch.wait()
+        _wait_for(lambda: not _pids(marker) and not _pids("^sleep 37.25$"))
+        assert not folder.exists()
+    finally:
+        batch.kill()
+        subprocess.run(["pkill", "-f", marker], check=False)
+        subprocess.run(["pkill", "-f", "^sleep 37.25$"], check=False)
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def _pids(pattern: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, check=False)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def _wait_for(condition: Callable[[], Any], deadline: float = 30.0) -> Any:
+    """``condition()`` once it is true (polled; the deadline only bounds a failing test)."""
+    end = time.monotonic() + deadline
+    while not (value := condition()):
+        assert time.monotonic() < end, "condition never held"
+        time.sleep(0.02)
+    return value
 
 
 def test_limits_hold_where_sleep_takes_whole_seconds_only(tmp_path: Path) -> None:
@@ -266,6 +315,25 @@ def test_a_check_of_plain_words_runs_without_a_shell(tmp_path: Path) -> None:
     assert (ran.count("timeout"), ran.count("sh"), ran.count("uname")) == (0, 1, 2)
 
 
+def test_a_check_named_like_a_helper_of_the_script_runs_the_program(tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("w", "c", "u", "k"):
+        tool = bindir / name
+        tool.write_text(f'#!/bin/sh\necho program {name} "$@"\nexit 3\n')
+        tool.chmod(0o755)
+    items = [BatchItem(Command(f"{name} -h"), 5) for name in ("w", "c", "u", "k")]
+    marker = new_marker()
+    env = {"PATH": f"{bindir}:/usr/bin:/bin"}
+    done = subprocess.run(
+        ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
+    )
+    results = parse(items, done.stdout.decode(), marker, utcnow())
+    assert [(r.rc, r.stdout.text) for r in results if r is not None] == [
+        (3, f"program {name} -h\n") for name in ("w", "c", "u", "k")
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "direct"),
     [
@@ -273,10 +341,12 @@ def test_a_check_of_plain_words_runs_without_a_shell(tmp_path: Path) -> None:
         ("  df   -P /  ", "df -P /"),
         ("head -3 /proc/meminfo", "head -3 /proc/meminfo"),
         ("/usr/sbin/ip -o link", "/usr/sbin/ip -o link"),
-        ("date +%s", None),  # `%` is not a plain word character: the shell runs it
+        ("date +%s", "date +%s"),  # `%` is plain outside `${}`
+        ("dd if=/dev/zero count=1", "dd if=/dev/zero count=1"),  # `=` after the first word
+        ("true", "true"),
         ("echo hi", None),  # the builtin echo differs from /bin/echo
         ("cd /tmp", None),
-        ("true", None),
+        ("kill %1", None),  # a builtin, and %1 a job
         ("test -d /tmp && echo ok", None),
         ("cat $HOME/x", None),
         ("ls *.log", None),
