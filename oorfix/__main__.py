@@ -1,3 +1,3 @@
-from oorfix.cli import main
+from oorfix.cli import run
 
-main()
+run()

@@ -9,8 +9,11 @@ documented in the README.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import os
+from collections.abc import Iterator
 
 import click
 
@@ -86,6 +89,19 @@ COMMANDS = {
 }
 
 
+@contextlib.contextmanager
+def _no_collection() -> Iterator[None]:
+    """No cyclic garbage collection inside: imports make no garbage, only many objects,
+    which full collections walk again and again (some 40 ms of a command's start-up)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class LazyGroup(click.Group):
     """A group whose commands are imported when they run; --help lists them from COMMANDS."""
 
@@ -97,7 +113,8 @@ class LazyGroup(click.Group):
         """The command, imported now if it was not yet."""
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             module, _, attribute = COMMANDS[cmd_name][0].partition(":")
-            command = getattr(importlib.import_module(module), attribute)
+            with _no_collection():
+                command = getattr(importlib.import_module(module), attribute)
             self.add_command(command, cmd_name)
         return self.commands.get(cmd_name)
 
@@ -112,3 +129,13 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="oorfix")
 def main() -> None:
     """oorfix: confirm, fix and verify out-of-order faults with declarative runbooks."""
+
+
+def run() -> None:
+    """The oorfix program (its console script and ``python -m oorfix``): ``main``, then exit."""
+    try:
+        main()
+    finally:
+        # The process ends here: the interpreter's last full collection would walk every
+        # object of every module only to free memory the exit frees anyway (some 40 ms).
+        gc.freeze()

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from oorfix.catalog import CATEGORY_ORDER
 from oorfix.results import HostResult, Outcome, Phase, RunResult, StepResult, StepStatus
 from oorfix.run.jobs import Job
 from oorfix.run.planner import PlannedJob
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 STATUS_STYLE = {
     Outcome.HEALTHY: "green",
@@ -62,6 +57,16 @@ class ConsoleObserver:
         """A run of ``total`` jobs begins."""
         if not self.console.is_terminal or self.verbosity < 0:
             return
+        # Imported here: a run whose output is not a terminal never shows a progress bar.
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),

@@ -1,5 +1,8 @@
 """Jinja2 in a sandbox with StrictUndefined; the only module that imports jinja2.
 
+jinja2 is imported the first time a text holds Jinja syntax: text without any is its own
+rendering, and a runbook of plain commands never pays for the template engine.
+
 Two ways to render: ``command`` shell-quotes every interpolated value unless it went
 through the ``quote`` filter (already quoted) or the ``raw`` filter (an explicit opt-out);
 ``text`` renders names, messages and action parameters as they are, and the actions quote
@@ -12,14 +15,15 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
-from functools import lru_cache
-from typing import Any
-
-import jinja2
-from jinja2 import meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
 
 from oorfix.errors import TemplateError
+
+if TYPE_CHECKING:
+    import jinja2
+    from jinja2 import nodes
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
 class ShellSafe(str):
@@ -43,6 +47,9 @@ def _finalize_for_shell(value: Any) -> Any:
 
 
 def _environment(finalize: Any = None) -> ImmutableSandboxedEnvironment:
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
     env = ImmutableSandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -54,8 +61,9 @@ def _environment(finalize: Any = None) -> ImmutableSandboxedEnvironment:
     return env
 
 
-_TEXT_ENV = _environment()
-_SHELL_ENV = _environment(_finalize_for_shell)
+@cache
+def _env(quoted: bool) -> ImmutableSandboxedEnvironment:
+    return _environment(_finalize_for_shell if quoted else None)
 
 
 def is_template(source: str) -> bool:
@@ -64,6 +72,8 @@ def is_template(source: str) -> bool:
 
 
 def _message(exc: Exception) -> str:
+    import jinja2
+
     if isinstance(exc, jinja2.TemplateSyntaxError):
         return f"template syntax error: {exc.message}"
     if isinstance(exc, jinja2.UndefinedError):
@@ -75,18 +85,19 @@ def _message(exc: Exception) -> str:
 
 @lru_cache(maxsize=4096)
 def _compile(source: str, quoted: bool) -> jinja2.Template:
-    env = _SHELL_ENV if quoted else _TEXT_ENV
-    return env.from_string(source)
+    return _env(quoted).from_string(source)
 
 
 @lru_cache(maxsize=4096)
 def _compile_expression(source: str) -> Any:
-    return _TEXT_ENV.compile_expression(source, undefined_to_none=False)
+    return _env(False).compile_expression(source, undefined_to_none=False)
 
 
 def _render(source: str, context: Mapping[str, Any], quoted: bool) -> str:
     if not is_template(source):
         return source
+    import jinja2
+
     try:
         return _compile(source, quoted).render(context)
     except jinja2.TemplateError as exc:
@@ -118,6 +129,8 @@ def render_data(value: Any, context: Mapping[str, Any]) -> Any:
 
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a Jinja expression such as ``result.rc == 0 and 'ok' in result.stdout``."""
+    import jinja2
+
     try:
         value = _compile_expression(expression)(**context)
         if isinstance(value, jinja2.Undefined):
@@ -130,8 +143,10 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
 
 
 def _parse(source: str) -> nodes.Template:
+    import jinja2
+
     try:
-        return _TEXT_ENV.parse(source)
+        return _env(False).parse(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(_message(exc)) from None
 
@@ -146,6 +161,9 @@ def names_used(source: str, expression: bool = False) -> frozenset[str]:
 # Planning asks this of the same templates for every host: parse each one once.
 @lru_cache(maxsize=4096)
 def _names_used(source: str, expression: bool) -> frozenset[str]:
+    import jinja2
+    from jinja2 import meta
+
     text = "{{ (" + source + ") }}" if expression else source
     try:
         return frozenset(meta.find_undeclared_variables(_parse(text)))
@@ -191,6 +209,8 @@ def secret_names(source: str, expression: bool = False) -> frozenset[str]:
 
 @lru_cache(maxsize=4096)
 def _secret_names(source: str, expression: bool) -> frozenset[str]:
+    from jinja2 import nodes
+
     tree = _parse("{{ (" + source + ") }}" if expression else source)
     names = set()
     for call in tree.find_all(nodes.Call):
