@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from oorfix.errors import InputError
 from oorfix.safety.redis_client import is_redis_url, mask_url
@@ -49,7 +49,7 @@ def broker_url(url: str) -> str:
     password = os.environ.get(PASSWORD_ENV)
     if password and parts.password is None and parts.scheme != "unix":
         user = parts.username or ""
-        netloc = f"{user}:{password}@{parts.netloc.rpartition('@')[2]}"
+        netloc = f"{user}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
         return urlunsplit(parts._replace(netloc=netloc))
     return url
 

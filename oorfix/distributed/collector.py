@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,9 +55,17 @@ def reply_of(meta: dict[str, Any]) -> dict[str, Any]:
 class Collector:
     """The states of one run's tasks, delivered to the threads that wait for them."""
 
-    def __init__(self, redis_client: Any, run_id: str, lost_after: float) -> None:
+    def __init__(
+        self,
+        redis_client: Any,
+        run_id: str,
+        lost_after: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.redis = redis_client
         self.lost_after = lost_after
+        self.clock = clock
+        self._failing_since: float | None = None  # when Redis stopped answering
         self._slots: dict[str, Slot] = {}
         self._read: list[str] = []  # tasks whose stored state was read: deleted next poll
         self._guard = threading.Lock()
@@ -89,19 +98,33 @@ class Collector:
         self._pubsub.close()
 
     def _loop(self) -> None:
-        next_poll = time.monotonic() + POLL
+        next_poll = self.clock() + POLL
         while not self._closed.is_set():
             try:
                 message = self._pubsub.get_message(timeout=POLL)
                 if message is not None and message.get("type") == "pmessage":
                     channel = message["channel"].decode()
                     self._state(channel[len(META) :], message["data"])
-                if time.monotonic() >= next_poll:
+                if self.clock() >= next_poll:
                     self._poll()
-                    next_poll = time.monotonic() + POLL
-            except Exception as exc:  # Redis away: keep trying; liveness will judge the tasks
+                    next_poll = self.clock() + POLL
+                    self._failing_since = None
+            except Exception as exc:  # Redis away: keep trying, as long as a worker would
                 log.warning("waiting for tasks: %s", exc)
+                self._unreachable(exc)
                 self._closed.wait(POLL)
+
+    def _unreachable(self, exc: Exception) -> None:
+        """Redis does not answer: past ``lost_after``, no task can be judged alive any more."""
+        now = self.clock()
+        if self._failing_since is None:
+            self._failing_since = now
+        if now - self._failing_since <= self.lost_after:
+            return
+        with self._guard:
+            slots = list(self._slots.values())
+        for slot in slots:
+            self.finish(slot, {"lost": f"the broker stopped answering: {exc}"})
 
     def _state(self, task_id: str, raw: bytes | str) -> None:
         """A task's stored state, from a message or a poll."""
@@ -119,7 +142,7 @@ class Collector:
             with self._guard:
                 self._read.append(task_id)  # nobody else reads it: no need to keep it a day
         elif status == "STARTED" and slot.started is None:
-            slot.started = time.monotonic()
+            slot.started = self.clock()
 
     def _poll(self) -> None:
         """One round trip: the states and liveness of every task still waited for."""
@@ -135,7 +158,7 @@ class Collector:
             pipe.get(f"{META}{slot.task_id}")
             pipe.exists(alive_key(slot.task_id))
         replies = pipe.execute()
-        now = time.monotonic()
+        now = self.clock()
         for n, slot in enumerate(slots):
             meta, alive = replies[2 * n], bool(replies[2 * n + 1])
             if meta is not None:

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
+
 from oorfix.app.settings import RunSettings
 from oorfix.app.wiring import RunRequest, plan_data
 from oorfix.distributed.celeryapp import LOST_AFTER, TASK, heartbeat, make_app, stop_key
-from oorfix.distributed.collector import POLL, Collector
+from oorfix.distributed.collector import POLL, Collector, Slot
 from oorfix.distributed.payload import HostTask, digest, file_digest, settings_data, worker_key
 from oorfix.distributed.worker import known_hosts_path
 from oorfix.errors import InputError
@@ -30,6 +34,8 @@ from oorfix.run.planner import PlannedJob
 from oorfix.safety.redis_client import mask_url
 
 log = logging.getLogger(__name__)
+# What a broker call raises when Redis is away or refuses (kombu gives up after its retries).
+BROKER_ERRORS = (KombuError, RedisError, OSError)
 STOP_KEEP = 24 * 3600  # seconds the stop mark of an interrupted run is kept
 PING_TIMEOUT = 5.0  # seconds for one worker to answer before a run starts
 UNKNOWN = "what it changed is unknown (see the audit log); not retried"
@@ -79,7 +85,10 @@ class CeleryHosts:
         host = jobs[0].host.name
         names = [job.runbook_name for job in jobs]
         planned = [p for name in names for p in self._plans[host] if p.job.runbook_name == name]
+        task_id = f"{self.run_id}-{uuid.uuid4().hex[:12]}"
         task = HostTask(
+            task_id=task_id,
+            issued=time.time(),
             run_id=self.run_id,
             mode=str(self.mode),
             host=host,
@@ -89,23 +98,33 @@ class CeleryHosts:
             plan=digest(plan_data(planned)),
             known_hosts=self.known_hosts,
         )
-        task_id = f"{self.run_id}-{uuid.uuid4().hex[:12]}"
         slot = self._collector.watch(task_id)
-        self.app.send_task(TASK, args=[task.sign(self.key)], task_id=task_id)
+        try:
+            self.app.send_task(TASK, args=[task.sign(self.key)], task_id=task_id)
+        except BROKER_ERRORS as exc:
+            self._collector.finish(slot, {"error": f"the task could not be sent: {exc}"})
         while not slot.done.wait(POLL):
             if abort.is_set():
-                self._stop()
-                if slot.started is None and not slot.alive_seen:
-                    self.app.control.revoke(task_id)
-                    self._collector.finish(
-                        slot, {"skipped": "not started: the run was interrupted"}
-                    )
+                self._interrupt(slot)
         assert slot.reply is not None
         return _results(jobs, _with_unknown(slot.reply))
 
     def close(self) -> None:
         """The run is over: stop waiting."""
         self._collector.close()
+
+    def _interrupt(self, slot: Slot) -> None:
+        """Ctrl-C: no new step anywhere, and a task not started is taken back."""
+        try:
+            self._stop()
+            if slot.started is None and not slot.alive_seen:
+                self.app.control.revoke(slot.task_id)
+                self._collector.finish(slot, {"skipped": "not started: the run was interrupted"})
+        except BROKER_ERRORS as exc:
+            # The broker would not take the stop: the task may still start there later.
+            self._collector.finish(
+                slot, {"lost": f"the run was interrupted and the broker not told: {exc}"}
+            )
 
     def _stop(self) -> None:
         """Tell every worker of this run: no new step (once)."""

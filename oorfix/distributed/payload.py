@@ -7,6 +7,13 @@ planned (and showed, and had approved). ``known_hosts`` is the digest of the con
 file, so a worker never trusts other host keys than the controller. Every task is signed
 with HMAC-SHA256 under ``OORFIX_WORKER_KEY``, a secret shared by controllers and workers: the
 broker is a network input, and a task that is not signed, or is too big, never runs.
+
+Whoever can write to the broker can also copy a signed task. So a task is bound to its Celery
+id and its issue time, both signed: a worker refuses a task delivered under another id than
+the one signed (a copy sent again under a new id), or issued more than
+``OORFIX_WORKER_MAX_AGE`` seconds ago (default an hour: a copy replayed later, or a task left
+queued by a controller that died), and claims each id once, for longer than that, so the
+same copy never runs twice.
 """
 
 from __future__ import annotations
@@ -21,10 +28,14 @@ from typing import Any
 
 from oorfix.app.settings import RunSettings
 from oorfix.errors import InputError
+from oorfix.safety.redis_client import without_password
 
 KEY_ENV = "OORFIX_WORKER_KEY"
 MAX_TASK = 1 << 20  # bytes of a signed task; a host's task is a few KB
 MIN_KEY = 16  # bytes
+MAX_AGE_ENV = "OORFIX_WORKER_MAX_AGE"
+DEFAULT_MAX_AGE = 3600.0  # seconds; tasks are sent as their hosts start, not queued for long
+CLOCK_SKEW = 300.0  # seconds a controller's clock may be ahead of a worker's
 
 # The settings a worker plans and runs with; the rest are the controller's alone.
 _SENT = (
@@ -60,6 +71,20 @@ def worker_key() -> bytes:
     return key
 
 
+def max_age() -> float:
+    """Seconds after its issue a task is still run (``OORFIX_WORKER_MAX_AGE``)."""
+    text = os.environ.get(MAX_AGE_ENV, "")
+    if not text:
+        return DEFAULT_MAX_AGE
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise InputError(f"{MAX_AGE_ENV}={text!r}: a number of seconds above 0")
+    return value
+
+
 def settings_data(settings: RunSettings) -> dict[str, Any]:
     """The settings a worker needs, as JSON-ready data."""
     data = asdict(settings)
@@ -70,6 +95,10 @@ def settings_data(settings: RunSettings) -> dict[str, Any]:
             value = str(value)
         elif isinstance(value, tuple):
             value = [str(v) for v in value]
+        elif name == "state" and value is not None:
+            # The broker keeps tasks: a password in --state stays with the controller, and
+            # workers take theirs from OORFIX_STATE_PASSWORD.
+            value = without_password(value)
         out[name] = value
     return out
 
@@ -114,8 +143,10 @@ def file_digest(path: Path | None) -> str | None:
 
 @dataclass(frozen=True)
 class HostTask:
-    """One host's jobs of one run."""
+    """One host's jobs of one run, as one Celery task."""
 
+    task_id: str  # the Celery task id it is sent under
+    issued: float  # when the controller sent it, seconds since the epoch
     run_id: str
     mode: str  # a RunMode value
     host: str
@@ -147,6 +178,25 @@ class HostTask:
             task = cls(**data)
         except (ValueError, TypeError) as exc:
             raise TaskRefused(f"malformed task: {exc}") from None
-        if not all(isinstance(v, str) for v in (task.run_id, task.mode, task.host, task.plan)):
-            raise TaskRefused("malformed task: run_id, mode, host and plan must be text")
+        texts = (task.task_id, task.run_id, task.mode, task.host, task.plan)
+        if not all(isinstance(v, str) for v in texts):
+            raise TaskRefused("malformed task: task_id, run_id, mode, host and plan must be text")
+        if isinstance(task.issued, bool) or not isinstance(task.issued, int | float):
+            raise TaskRefused("malformed task: issued must be a number")
         return task
+
+    def check_delivery(self, task_id: str, now: float, oldest: float) -> None:
+        """TaskRefused unless this task came under its own id and at most ``oldest`` seconds
+        after it was issued (``now`` on the worker's clock)."""
+        if task_id != self.task_id:
+            raise TaskRefused(
+                f"delivered as {task_id}, signed for {self.task_id}: a copy sent again"
+            )
+        age = now - self.issued
+        if age > oldest:
+            raise TaskRefused(
+                f"issued {age:.0f}s ago, more than {MAX_AGE_ENV}={oldest:g}: "
+                "replayed, or left queued by a controller that stopped"
+            )
+        if age < -CLOCK_SKEW:
+            raise TaskRefused(f"issued {-age:.0f}s in the future: is this worker's clock right?")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,10 +33,12 @@ from oorfix.distributed.celeryapp import (
     stop_key,
 )
 from oorfix.distributed.payload import (
+    CLOCK_SKEW,
     HostTask,
     TaskRefused,
     digest,
     file_digest,
+    max_age,
     settings_from_data,
     worker_key,
 )
@@ -66,9 +69,18 @@ class _Inputs:
 class Worker:
     """What one worker process does with the tasks it is given (thread-safe)."""
 
-    def __init__(self, redis_client: Any, name: str | None = None) -> None:
+    def __init__(
+        self,
+        redis_client: Any,
+        name: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.redis = redis_client  # the broker's Redis: liveness and stop keys
         self.name = name or socket.gethostname()
+        self.clock = clock
+        self.max_age = max_age()
+        # A claim outlives every copy of its task that could still be run.
+        self.claim_keep = int(max(CLAIM_KEEP, self.max_age + CLOCK_SKEW))
         self._inputs: OrderedDict[str, _Inputs] = OrderedDict()
         self._guard = threading.Lock()
 
@@ -77,10 +89,11 @@ class Worker:
         a task delivered again (its first delivery started, on a worker that died)."""
         try:
             task = HostTask.verify(signed, worker_key())
+            task.check_delivery(task_id, self.clock(), self.max_age)
         except (TaskRefused, OorfixError) as exc:
             log.warning("task %s refused: %s", task_id, exc)
             return {"refused": str(exc)}
-        if not self.redis.set(claim_key(task_id), self.name, nx=True, ex=CLAIM_KEEP):
+        if not self.redis.set(claim_key(task_id), self.name, nx=True, ex=self.claim_keep):
             log.warning("task %s delivered again: not run twice", task_id)
             return None
         beat = _Heartbeat(self.redis, task_id, task.run_id, self.name)

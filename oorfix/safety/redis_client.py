@@ -41,6 +41,15 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
+def without_password(url: str) -> str:
+    """``url`` with any password left out (the user name kept), for who must not see it."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=user + parts.netloc.rpartition("@")[2]))
+
+
 @dataclass(frozen=True)
 class RedisTarget:
     """A parsed state URL: what redis-py connects to, the key prefix, the masked name."""

@@ -10,10 +10,12 @@ import pytest
 from oorfix.app.settings import RunSettings
 from oorfix.distributed.collector import reply_of
 from oorfix.distributed.payload import (
+    MAX_AGE_ENV,
     MAX_TASK,
     HostTask,
     TaskRefused,
     digest,
+    max_age,
     settings_data,
     settings_from_data,
     worker_key,
@@ -24,10 +26,13 @@ from oorfix.output.record import HostRecord
 from .test_reports import failed_result, fixed_result
 
 KEY = b"k" * 32
+NOW = 1_800_000_000.0
 
 
 def task(**changes: object) -> HostTask:
     base = HostTask(
+        task_id="abc123-0123456789ab",
+        issued=NOW,
         run_id="abc123",
         mode="fix",
         host="pg-api-1",
@@ -70,6 +75,46 @@ def test_a_signed_task_with_unknown_fields_is_refused() -> None:
         HostTask.verify(f"{mac}.{body}", KEY)
 
 
+def test_a_task_runs_only_under_its_own_id_and_while_fresh() -> None:
+    sent = HostTask.verify(task().sign(KEY), KEY)
+    sent.check_delivery("abc123-0123456789ab", NOW + 3599, 3600)
+    sent.check_delivery("abc123-0123456789ab", NOW - 299, 3600)  # the worker's clock behind
+    with pytest.raises(TaskRefused, match="signed for abc123-0123456789ab: a copy sent again"):
+        sent.check_delivery("abc123-ffffffffffff", NOW, 3600)
+    with pytest.raises(TaskRefused, match="issued 3601s ago, more than OORFIX_WORKER_MAX_AGE"):
+        sent.check_delivery("abc123-0123456789ab", NOW + 3601, 3600)
+    with pytest.raises(TaskRefused, match="in the future"):
+        sent.check_delivery("abc123-0123456789ab", NOW - 301, 3600)
+
+
+def test_the_task_id_and_issue_time_are_signed() -> None:
+    signed = task().sign(KEY)
+    for forged in (
+        signed.replace("abc123-0123456789ab", "abc123-ffffffffffff"),
+        signed.replace(f'"issued":{NOW}', f'"issued":{NOW + 7200}'),
+    ):
+        assert forged != signed
+        with pytest.raises(TaskRefused, match="bad signature"):
+            HostTask.verify(forged, KEY)
+
+
+@pytest.mark.parametrize("issued", ["1800000000", None, True])
+def test_a_task_whose_issue_time_is_not_a_number_is_refused(issued: object) -> None:
+    with pytest.raises(TaskRefused, match="issued must be a number"):
+        HostTask.verify(task(issued=issued).sign(KEY), KEY)
+
+
+def test_max_age_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MAX_AGE_ENV, raising=False)
+    assert max_age() == 3600
+    monkeypatch.setenv(MAX_AGE_ENV, "600")
+    assert max_age() == 600
+    for bad in ("0", "-5", "soon", "inf", "nan"):
+        monkeypatch.setenv(MAX_AGE_ENV, bad)
+        with pytest.raises(InputError, match="OORFIX_WORKER_MAX_AGE"):
+            max_age()
+
+
 def test_settings_travel_and_come_back_typed() -> None:
     settings = RunSettings(
         runbooks=("runbooks/",),
@@ -85,6 +130,27 @@ def test_settings_travel_and_come_back_typed() -> None:
         assert getattr(back, name) == getattr(settings, name)
     assert back.workers is None  # a worker never sends on to other workers
     assert back.forks == RunSettings().forks
+
+
+def test_a_password_in_the_state_url_never_travels_in_a_task() -> None:
+    settings = RunSettings(state="redis://ops:s3cr%2Ft@redis.example:6380/2?prefix=pay")
+    assert settings_data(settings)["state"] == "redis://ops@redis.example:6380/2?prefix=pay"
+    assert settings_data(RunSettings(state="redis://:pw@r:6379"))["state"] == "redis://r:6379"
+    assert settings_data(RunSettings(state="/var/lib/oorfix"))["state"] == "/var/lib/oorfix"
+
+
+def test_the_broker_password_from_the_environment_is_quoted_into_the_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from urllib.parse import unquote, urlsplit
+
+    from oorfix.distributed.celeryapp import PASSWORD_ENV, broker_url
+
+    monkeypatch.setenv(PASSWORD_ENV, "p/ss#word@x:1")
+    parts = urlsplit(broker_url("redis://redis.example:6379/0"))
+    assert (parts.hostname, parts.port, parts.path) == ("redis.example", 6379, "/0")
+    assert parts.password is not None
+    assert unquote(parts.password) == "p/ss#word@x:1"
 
 
 def test_settings_a_task_may_not_carry_are_refused() -> None:
@@ -132,3 +198,36 @@ def test_host_results_come_back_from_their_records() -> None:
 )
 def test_task_states_become_replies(meta: dict[str, object], reply: dict[str, object]) -> None:
     assert reply_of(meta) == reply
+
+
+class _DeadRedis:
+    """A Redis that stopped answering: every call fails as a lost connection does."""
+
+    def pubsub(self, **_: object) -> _DeadRedis:
+        return self
+
+    def psubscribe(self, *_: object) -> None:
+        pass
+
+    def get_message(self, **_: object) -> None:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        raise RedisConnectionError("Connection refused")
+
+    def close(self) -> None:
+        pass
+
+
+def test_tasks_waited_for_are_lost_once_the_broker_stops_answering_for_long() -> None:
+    from itertools import count
+
+    from oorfix.distributed.collector import Collector
+
+    ticks = count(step=10.0)  # a fake clock: each look is 10 s later than the one before
+    collector = Collector(_DeadRedis(), "run1", lost_after=15.0, clock=lambda: next(ticks))
+    try:
+        slot = collector.watch("run1-000000000001")
+        assert slot.done.wait(30), "the slot was never finished"
+    finally:
+        collector.close()
+    assert slot.reply == {"lost": "the broker stopped answering: Connection refused"}
