@@ -21,10 +21,16 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from oorfix.app.settings import RunSettings
-from oorfix.app.wiring import RunRequest, plan_data
+from oorfix.app.wiring import RunRequest
 from oorfix.distributed.celeryapp import LOST_AFTER, TASK, heartbeat, make_app, stop_key
 from oorfix.distributed.collector import POLL, Collector, Slot
-from oorfix.distributed.payload import HostTask, digest, file_digest, settings_data, worker_key
+from oorfix.distributed.payload import (
+    HostTask,
+    file_digest,
+    plan_digest,
+    settings_data,
+    worker_key,
+)
 from oorfix.distributed.worker import known_hosts_path
 from oorfix.errors import InputError
 from oorfix.output.record import HostRecord
@@ -95,7 +101,7 @@ class CeleryHosts:
             runbooks=names,
             approved=self.approved,
             settings=settings_data(self.settings),
-            plan=digest(plan_data(planned)),
+            plan=plan_digest(planned),
             known_hosts=self.known_hosts,
         )
         slot = self._collector.watch(task_id)

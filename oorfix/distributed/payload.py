@@ -22,12 +22,16 @@ import hashlib
 import hmac
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from oorfix.app.settings import RunSettings
+from oorfix.app.wiring import plan_data
 from oorfix.errors import InputError
+from oorfix.inventory.hosts import HostConnection
+from oorfix.run.planner import PlannedJob
 from oorfix.safety.redis_client import without_password
 
 KEY_ENV = "OORFIX_WORKER_KEY"
@@ -129,6 +133,27 @@ def digest(data: Any) -> str:
     """sha256 of canonical JSON."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def plan_digest(planned: Sequence[PlannedJob]) -> str:
+    """What a worker must plan exactly as the controller did: the rendered commands (as shown
+    and approved), each runbook's whole definition (a step's input, conditions and time
+    limit, the windows, approval and budget) and how each host is reached."""
+    return digest(
+        {
+            "plan": plan_data(planned),
+            "runbooks": {
+                p.job.runbook_name: p.job.runbook.model_dump(mode="json") for p in planned
+            },
+            "hosts": {p.job.host.name: _reached(p.job.host.connection()) for p in planned},
+        }
+    )
+
+
+def _reached(conn: HostConnection) -> list[Any]:
+    key = None if conn.key_file is None else str(conn.key_file)
+    config = None if conn.ssh_config is None else str(conn.ssh_config)
+    return [conn.kind, conn.address, conn.port, conn.user, key, [*conn.ssh_args], config]
 
 
 def file_digest(path: Path | None) -> str | None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from oorfix.app.loading import parse_extra_vars, settings_inventory
 from oorfix.app.settings import RunSettings
-from oorfix.app.wiring import Approver, RunRequest, assemble, plan_data
+from oorfix.app.wiring import Approver, RunRequest, assemble
 from oorfix.distributed.celeryapp import (
     LOST_AFTER,
     TASK,
@@ -39,6 +39,7 @@ from oorfix.distributed.payload import (
     digest,
     file_digest,
     max_age,
+    plan_digest,
     settings_from_data,
     worker_key,
 )
@@ -114,7 +115,7 @@ class Worker:
         runbooks = [r for r in inputs.runbooks if r.runbook.name in wanted]
         found = plan_run(runbooks, inputs.inventory, inputs.extra, only=frozenset({task.host}))
         planned = _in_order(found, task.runbooks)
-        if planned is None or digest(plan_data(planned)) != task.plan:
+        if planned is None or plan_digest(planned) != task.plan:
             return {
                 "error": f"worker {self.name}: its plan for {task.host} differs from the "
                 "controller's (are its runbooks, inventory and -e files the same?)"

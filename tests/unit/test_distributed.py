@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -231,3 +232,35 @@ def test_tasks_waited_for_are_lost_once_the_broker_stops_answering_for_long() ->
     finally:
         collector.close()
     assert slot.reply == {"lost": "the broker stopped answering: Connection refused"}
+
+
+def test_the_plan_digest_covers_what_runs_beyond_the_shown_commands(
+    write: Callable[[str, str], Path],
+) -> None:
+    from oorfix.app.wiring import plan_data
+    from oorfix.distributed.payload import plan_digest
+    from oorfix.inventory.core import load_inventory
+    from oorfix.run.planner import plan_run
+    from oorfix.runbook.loader import load_runbook
+
+    base = (
+        "name: r\nfault: software.crash\ndetect:\n  - run: test -e /tmp/x\n"
+        "remediate:\n  - run: psql -f -\n    stdin: SELECT 1;\n    timeout: 30\n"
+    )
+    variants = {
+        "base": (base, 22),
+        "stdin": (base.replace("SELECT 1;", "DROP TABLE payments;"), 22),
+        "timeout": (base.replace("timeout: 30", "timeout: 3000"), 22),
+        "port": (base, 2222),
+    }
+    plans = {}
+    for name, (text, port) in variants.items():
+        runbook = load_runbook(write(f"{name}/r.yml", text))
+        inventory = load_inventory(
+            write(f"{name}/inv.yml", f"all:\n  hosts:\n    h1: {{ansible_port: {port}}}\n")
+        )
+        plans[name] = plan_run([runbook], inventory, {})
+    shown = {name: plan_data(planned)[0]["steps"] for name, planned in plans.items()}
+    assert all(steps == shown["base"] for steps in shown.values())  # the same commands shown
+    digests = {name: plan_digest(planned) for name, planned in plans.items()}
+    assert len(set(digests.values())) == len(digests)
