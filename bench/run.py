@@ -87,6 +87,7 @@ class Measure:
     sshd_cpu: float
     peak_fds: int = 0
     peak_threads: int = 0
+    peak_sockets: int = 0
     worker_cpu: float = 0.0  # oorfix-workers: the workers' CPU seconds
     result_bytes: float = 0.0  # oorfix-workers: the hosts' results, JSON bytes per host
 
@@ -219,10 +220,10 @@ class Hosts:
 
 
 class Sampler:
-    """Samples a process's open fds and threads until stopped (the peak, not a timing)."""
+    """Samples a process's open fds, sockets and threads until stopped (the peaks)."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.fds, self.threads = pid, 0, 0
+        self.pid, self.fds, self.sockets, self.threads = pid, 0, 0, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -230,13 +231,21 @@ class Sampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.fds = max(self.fds, len(os.listdir(f"/proc/{self.pid}/fd")))
+                fds = os.listdir(f"/proc/{self.pid}/fd")
+                self.fds = max(self.fds, len(fds))
+                self.sockets = max(self.sockets, sum(map(self._is_socket, fds)))
                 status = Path(f"/proc/{self.pid}/status").read_text()
                 threads = next(line for line in status.splitlines() if line.startswith("Threads:"))
                 self.threads = max(self.threads, int(threads.split()[1]))
             except (OSError, StopIteration):
                 pass
             self._stop.wait(0.002)
+
+    def _is_socket(self, fd: str) -> bool:
+        try:
+            return os.readlink(f"/proc/{self.pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            return False
 
     def stop(self) -> None:
         self._stop.set()
@@ -279,7 +288,8 @@ def measure(
         sum(sshd_cpu(pid) for pid in sshd_pids) - before_sshd,
         sampler.fds if sampler else 0,
         sampler.threads if sampler else 0,
-        (workers.cpu() - before_workers) if workers is not None else 0.0,
+        worker_cpu=(workers.cpu() - before_workers) if workers is not None else 0.0,
+        peak_sockets=sampler.sockets if sampler else 0,
     )
 
 
@@ -543,7 +553,8 @@ def report(table: Table, sizes: Sequence[int], tools: Sequence[str]) -> None:
     if "oorfix" not in tools:
         return
     ours = table[("oorfix", big)]
-    print(f"\noorfix at N={big}: peak {ours.peak_fds} open fds, {ours.peak_threads} threads")
+    print(f"\noorfix at N={big} with --forks {FORKS}: peak {ours.peak_sockets} open sockets, "
+          f"{ours.peak_fds} fds, {ours.peak_threads} threads")  # fmt: skip
     for tool in tools:
         if tool.startswith("oorfix"):
             continue
