@@ -175,14 +175,16 @@ class RunGate:
         while not self._stopped.wait(interval):
             with self._mutex:
                 held = sorted(self._held)
-            if not held:
-                return
+                if not held:
+                    # Said under the mutex: a lock taken from now on starts a new heartbeat.
+                    self._beating = None
+                    return
             for host in held:
                 self._refresh(host)
 
     def _start_heartbeat(self) -> None:
         with self._mutex:
-            if self._beating is not None and self._beating.is_alive():
+            if self._beating is not None:
                 return
             self._beating = threading.Thread(target=self._heartbeat, daemon=True)
             self._beating.start()
