@@ -38,13 +38,14 @@ class Slot:
 
 
 def reply_of(meta: dict[str, Any]) -> dict[str, Any]:
-    """What a finished task's stored state says, as a reply."""
+    """What a finished task's stored state says, as a reply: a worker's (still to be
+    verified) under ``signed``, else what Celery recorded, which can only be an error."""
     status = meta.get("status")
     result = meta.get("result")
-    if status == "SUCCESS" and isinstance(result, dict):
-        return result
-    if status == "REVOKED":
-        return {"skipped": "not started: the run was interrupted"}
+    if status == "SUCCESS":
+        return {"signed": result}
+    if status == "REVOKED":  # this run finishes the tasks it revokes itself, first
+        return {"lost": "the task was revoked on the broker, not by this run"}
     kind = result.get("exc_type") if isinstance(result, dict) else None
     if kind == "WorkerLostError":
         return {"lost": "worker lost: its process died while the job ran"}

@@ -27,6 +27,7 @@ from oorfix.distributed.collector import POLL, Collector, Slot
 from oorfix.distributed.payload import (
     HostTask,
     file_digest,
+    open_reply,
     plan_digest,
     settings_data,
     worker_key,
@@ -113,7 +114,10 @@ class CeleryHosts:
             if abort.is_set():
                 self._interrupt(slot)
         assert slot.reply is not None
-        return _results(jobs, _with_unknown(slot.reply))
+        reply = slot.reply
+        if "signed" in reply:
+            reply = open_reply(self.key, task_id, reply["signed"])
+        return _results(jobs, _with_unknown(reply))
 
     def close(self) -> None:
         """The run is over: stop waiting."""
@@ -124,8 +128,9 @@ class CeleryHosts:
         try:
             self._stop()
             if slot.started is None and not slot.alive_seen:
-                self.app.control.revoke(slot.task_id)
+                # Finished first: the REVOKED state the broker then stores is not ours to read.
                 self._collector.finish(slot, {"skipped": "not started: the run was interrupted"})
+                self.app.control.revoke(slot.task_id)
         except BROKER_ERRORS as exc:
             # The broker would not take the stop: the task may still start there later.
             self._collector.finish(

@@ -14,6 +14,10 @@ the one signed (a copy sent again under a new id), or issued more than
 ``OORFIX_WORKER_MAX_AGE`` seconds ago (default an hour: a copy replayed later, or a task left
 queued by a controller that died), and claims each id once, for longer than that, so the
 same copy never runs twice.
+
+A worker's reply comes back through the broker too, so it is signed the same way, bound to
+its task id (``sign_reply``): a result written there by anyone else is the host's error,
+never its success.
 """
 
 from __future__ import annotations
@@ -127,6 +131,32 @@ def settings_from_data(data: dict[str, Any]) -> RunSettings:
         return RunSettings(**values)
     except (TypeError, ValueError) as exc:
         raise TaskRefused(f"bad settings: {exc}") from None
+
+
+def _reply_mac(key: bytes, task_id: str, reply: Any) -> str:
+    body = json.dumps(reply, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = f"{task_id}\n{body}".encode("utf-8", "surrogatepass")
+    return hmac.new(key, text, hashlib.sha256).hexdigest()
+
+
+def sign_reply(key: bytes, task_id: str, reply: dict[str, Any]) -> dict[str, Any]:
+    """A worker's reply to ``task_id``, signed for the controller."""
+    return {"reply": reply, "mac": _reply_mac(key, task_id, reply)}
+
+
+def open_reply(key: bytes, task_id: str, signed: object) -> dict[str, Any]:
+    """The reply inside ``signed`` if a worker with the key signed it for ``task_id``, else an
+    error reply saying so (the result in the broker was not the worker's)."""
+    if isinstance(signed, dict) and isinstance(signed.get("reply"), dict):
+        mac = signed.get("mac")
+        expected = _reply_mac(key, task_id, signed["reply"])
+        if isinstance(mac, str) and hmac.compare_digest(mac.encode(), expected.encode()):
+            reply: dict[str, Any] = signed["reply"]
+            return reply
+    return {
+        "error": f"the result of task {task_id} is not signed with this controller's "
+        f"{KEY_ENV} (a worker with another key, or written by someone else): not trusted"
+    }
 
 
 def digest(data: Any) -> str:

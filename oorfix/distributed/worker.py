@@ -41,6 +41,7 @@ from oorfix.distributed.payload import (
     max_age,
     plan_digest,
     settings_from_data,
+    sign_reply,
     worker_key,
 )
 from oorfix.errors import OorfixError
@@ -229,7 +230,8 @@ def register(app: Any, worker: Worker) -> None:
 
     @app.task(name=TASK, bind=True)  # type: ignore[untyped-decorator]
     def run_host(self: Any, signed: object) -> dict[str, Any]:
-        reply = worker.run(str(self.request.id), signed)
+        task_id = str(self.request.id)
+        reply = worker.run(task_id, signed)
         if reply is None:
             raise Ignore  # no result: the controller already has this task's answer
-        return reply
+        return sign_reply(worker_key(), task_id, reply)

@@ -13,9 +13,12 @@ bounded only as a safety net. Every worker started is killed and reaped when its
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import getpass
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -48,6 +51,7 @@ WORKER_ENV = (  # what the tests set themselves, whatever the environment says
     "OORFIX_WORKERS_PASSWORD",
     "OORFIX_WORKER_KEY",
     "OORFIX_WORKER_HEARTBEAT",
+    "OORFIX_WORKER_MAX_AGE",
     "OORFIX_STATE",
     "OORFIX_STATE_PASSWORD",
 )
@@ -573,8 +577,11 @@ def test_a_worker_with_another_key_refuses_every_task_and_touches_no_host(
     assert run.statuses() == dict.fromkeys(fleet.names, "error")
     for name in fleet.names:
         refused = run.result(name)
-        assert refused["error"] == (
-            "worker refused the task: bad signature (is OORFIX_WORKER_KEY the controller's?)"
+        # The stranger's refusal is signed with its own key: the controller cannot trust it.
+        assert refused["error"].startswith("the result of task ")
+        assert refused["error"].endswith(
+            " is not signed with this controller's OORFIX_WORKER_KEY (a worker with another "
+            "key, or written by someone else): not trusted"
         )
         assert refused["steps"] == []
     # Nothing ran: no login, no change on any host, no claim, no lock, no audit.
@@ -586,7 +593,96 @@ def test_a_worker_with_another_key_refuses_every_task_and_touches_no_host(
     assert site.audit() == []
 
 
-# 5. A worker that plans otherwise is refused -----------------------------------------------
+# 5. A signed task copied from the broker and sent again is refused -------------------------
+
+
+def test_a_signed_task_copied_from_the_broker_and_sent_again_is_refused_and_changes_nothing(
+    fleet: Fleet, site: Site
+) -> None:
+    from oorfix.distributed.celeryapp import TASK, alive_key, make_app
+    from oorfix.distributed.payload import HostTask, open_reply
+
+    worker = site.worker("w1@test")
+    host = "pg-api-2"
+    runbook = restart_runbook(fleet, "gated-restart", GATED_FIX)
+    fleet.break_api(host)
+    controller = site.start(
+        site.argv("run", runbook, "-i", fleet.inventory(hosts=[host]), "--state", site.url)
+    )
+    wait_until(lambda: controller.alive() and len(remediations(fleet, host)) == 1,
+               f"the fix on {host} to start")  # fmt: skip
+
+    # Whoever can read the broker copies the task while it runs: the message is unacknowledged
+    # (a Celery protocol 2 body, base64: [args, kwargs, embed]; the signed task is args[0]).
+    (raw,) = site.redis.hvals("unacked")
+    message = json.loads(raw)[0]
+    task_id = message["headers"]["id"]
+    assert message["properties"]["body_encoding"] == "base64"
+    (signed,), _, _ = json.loads(base64.b64decode(message["body"]))
+    copied = HostTask.verify(signed, KEY.encode())
+    assert (copied.task_id, copied.host) == (task_id, host)
+    (fleet.state(host) / "gate").touch()
+    run = controller.finish()
+
+    assert run.rc == 0, run.stdout + run.stderr
+    assert run.statuses() == {host: "fixed"}
+    assert len(remediations(fleet, host)) == 1
+    assert site.tasks("claimed") == {task_id: worker.name}
+    audit = site.audit()
+    assert {(e["host"], e["run_id"]) for e in audit} == {(host, task_id.rpartition("-")[0])}
+
+    # The host goes down again, so a copy that ran would fix it again (its gate stays open).
+    # The very same signed text under a new id, and a task signed with the right key for
+    # its id but issued two hours ago: both are refused before any claim or login.
+    fleet.break_api(host)
+    snapshot = fleet.snapshot(host)
+    logins = fleet.logins()
+    replay_id, stale_id = (f"replay-{uuid.uuid4().hex}" for _ in range(2))
+    stale = dataclasses.replace(copied, task_id=stale_id, issued=time.time() - 7200)
+    app = make_app(site.server.url_with_password)
+    try:
+        app.send_task(TASK, args=[signed], task_id=replay_id)
+        app.send_task(TASK, args=[stale.sign(KEY.encode())], task_id=stale_id)
+    finally:
+        app.close()
+
+    def answered(task: str) -> bool:
+        meta = site.redis.get(f"{META_PREFIX}{task}")
+        return meta is not None and json.loads(meta)["status"] == "SUCCESS"
+
+    wait_until(lambda: worker.running() and answered(replay_id) and answered(stale_id),
+               "the worker's answers to the copies")  # fmt: skip
+    replies = {}
+    for task in (replay_id, stale_id):
+        meta = site.redis.get(f"{META_PREFIX}{task}")
+        assert meta is not None
+        replies[task] = open_reply(KEY.encode(), task, json.loads(meta)["result"])
+    assert replies[replay_id] == {
+        "refused": f"delivered as {replay_id}, signed for {task_id}: a copy sent again"
+    }
+    assert set(replies[stale_id]) == {"refused"}
+    assert re.fullmatch(
+        r"issued 720\ds ago, more than OORFIX_WORKER_MAX_AGE=3600: "
+        "replayed, or left queued by a controller that stopped",
+        replies[stale_id]["refused"],
+    ), replies[stale_id]
+    # The log line and the acknowledgement come around the stored answer, not before it.
+    logged = [f"task {task} refused: {reply['refused']}" for task, reply in replies.items()]
+    wait_until(lambda: all(line in worker.output() for line in logged)
+               and (site.redis.llen("oorfix"), site.redis.hlen("unacked")) == (0, 0),
+               "the refusals to be logged and acknowledged")  # fmt: skip
+    # Nothing ran: no login, no change on the host, no claim, no lock, no audit entry.
+    assert fleet.logins() == logins
+    assert fleet.snapshot(host) == snapshot
+    assert len(remediations(fleet, host)) == 1
+    assert fleet.health(host) is None
+    assert site.tasks("claimed") == {task_id: worker.name}
+    assert site.redis.exists(alive_key(replay_id), alive_key(stale_id)) == 0
+    assert list(site.redis.scan_iter("oorfix:lock:*")) == []
+    assert site.audit() == audit
+
+
+# 6. A worker that plans otherwise is refused -----------------------------------------------
 
 
 def test_a_worker_whose_runbook_differs_refuses_to_run_the_controllers_plan(
@@ -624,7 +720,7 @@ def test_a_worker_whose_runbook_differs_refuses_to_run_the_controllers_plan(
     assert site.audit() == []
 
 
-# 6. Options that cannot work on workers: exit 2, said plainly ------------------------------
+# 7. Options that cannot work on workers: exit 2, said plainly ------------------------------
 
 
 @pytest.mark.parametrize(
@@ -682,7 +778,7 @@ def test_options_that_cannot_work_on_workers_exit_2_before_any_host_is_contacted
     assert site.redis.dbsize() == 0  # neither a task nor a worker ever reached Redis
 
 
-# 7. Ctrl-C on the controller stops the workers' jobs at their next step --------------------
+# 8. Ctrl-C on the controller stops the workers' jobs at their next step --------------------
 
 
 def test_ctrl_c_on_the_controller_stops_the_job_on_its_worker_at_the_next_step(

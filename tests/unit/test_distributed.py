@@ -182,11 +182,36 @@ def test_host_results_come_back_from_their_records() -> None:
         assert HostRecord.of(HostRecord.model_validate(data).result()) == record
 
 
+def test_a_workers_reply_is_trusted_only_with_its_signature_for_its_task() -> None:
+    from oorfix.distributed.payload import open_reply, sign_reply
+
+    reply = {"results": [{"host": "pg-api-1", "status": "fixed"}], "worker": "w1"}
+    signed = sign_reply(KEY, "run1-000000000001", reply)
+    assert open_reply(KEY, "run1-000000000001", signed) == reply
+    untrusted = {
+        "error": "the result of task run1-000000000001 is not signed with this controller's "
+        "OORFIX_WORKER_KEY (a worker with another key, or written by someone else): not trusted"
+    }
+    forged = [
+        reply,  # written to the broker without a signature
+        sign_reply(b"x" * 32, "run1-000000000001", reply),  # another key
+        {**signed, "reply": {**reply, "worker": "w2"}},  # changed after signing
+        {"reply": reply, "mac": 7},
+        "SUCCESS",
+        None,
+    ]
+    for result in forged:
+        assert open_reply(KEY, "run1-000000000001", result) == untrusted
+    # Signed for another task of the run (a result copied over): not this task's.
+    other = sign_reply(KEY, "run1-000000000002", reply)
+    assert open_reply(KEY, "run1-000000000001", other) == untrusted
+
+
 @pytest.mark.parametrize(
     ("meta", "reply"),
     [
-        ({"status": "SUCCESS", "result": {"results": []}}, {"results": []}),
-        ({"status": "REVOKED"}, {"skipped": "not started: the run was interrupted"}),
+        ({"status": "SUCCESS", "result": {"results": []}}, {"signed": {"results": []}}),
+        ({"status": "REVOKED"}, {"lost": "the task was revoked on the broker, not by this run"}),
         (
             {"status": "FAILURE", "result": {"exc_type": "WorkerLostError", "exc_message": "9"}},
             {"lost": "worker lost: its process died while the job ran"},
