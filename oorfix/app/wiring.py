@@ -24,7 +24,6 @@ from oorfix.errors import InputError
 from oorfix.inventory.core import Inventory
 from oorfix.inventory.hosts import Host
 from oorfix.output.record import RunRecord, write_record
-from oorfix.output.reports.junit import junit_xml
 from oorfix.results import RunMode, utcnow
 from oorfix.run.engine import Engine, EngineOptions, EngineParts, Observer, RemoteHosts, Silent
 from oorfix.run.planner import PlannedJob
@@ -257,6 +256,8 @@ def check_writable(path: Path | None) -> None:
 def write_outputs(record: RunRecord, json_path: Path | None, junit_path: Path | None) -> str | None:
     """Write the record and JUnit XML where asked; the record's text when it goes to stdout."""
     if junit_path is not None:
+        from oorfix.output.reports.junit import junit_xml  # xml.etree only when asked
+
         write_record(junit_path, junit_xml(record))
     if json_path is None:
         return None
