@@ -12,6 +12,7 @@ the controller calls a task whose key expired lost. Results are kept a day.
 from __future__ import annotations
 
 import os
+import ssl
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -43,7 +44,7 @@ def heartbeat() -> float:
 def broker_url(url: str) -> str:
     """``url`` checked to be Redis, with the password from ``OORFIX_WORKERS_PASSWORD`` if the
     URL has none; InputError naming the URL (masked) otherwise."""
-    if not is_redis_url(url):
+    if not is_redis_url(url) or url.lower().startswith("unix:"):
         raise InputError(f"--workers {mask_url(url)}: a redis:// or rediss:// URL (Celery broker)")
     parts = urlsplit(url)
     password = os.environ.get(PASSWORD_ENV)
@@ -79,6 +80,10 @@ def make_app(url: str) -> Celery:
         "redis_socket_connect_timeout": 10,
         "result_backend_transport_options": {"socket_timeout": 10},
     }
+    if urlsplit(full).scheme.lower() == "rediss":
+        # TLS verifies the broker's certificate unless the URL says otherwise (ssl_cert_reqs=).
+        tls = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+        options |= {"broker_use_ssl": tls, "redis_backend_use_ssl": tls}
     app.conf.update(options)
     return app
 

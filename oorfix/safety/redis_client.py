@@ -32,13 +32,16 @@ def is_redis_url(text: str) -> bool:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """``url`` with any password (in its user part or a ``password=`` query) as ``***``."""
+    base, mark, query = url.partition("?")
+    scheme, sep, rest = base.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if at and ":" in userinfo:
+        base = f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{host}"
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(name == "password" for name, _ in pairs):
+        query = urlencode([(n, "***" if n == "password" else v) for n, v in pairs], safe="*")
+    return f"{base}{mark}{query}"
 
 
 def without_password(url: str) -> str:

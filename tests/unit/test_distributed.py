@@ -289,3 +289,41 @@ def test_the_plan_digest_covers_what_runs_beyond_the_shown_commands(
     assert all(steps == shown["base"] for steps in shown.values())  # the same commands shown
     digests = {name: plan_digest(planned) for name, planned in plans.items()}
     assert len(set(digests.values())) == len(digests)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://ops:s3cret@r:6379/0", "redis://ops:***@r:6379/0"),
+        ("redis://:s3cret@r:6379/0?prefix=pay", "redis://:***@r:6379/0?prefix=pay"),
+        ("redis://r:6379/0?password=s3cret&db=2", "redis://r:6379/0?password=***&db=2"),
+        ("unix:///run/redis.sock?password=s3cret", "unix:///run/redis.sock?password=***"),
+        ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+        ("redis://ops@r/0", "redis://ops@r/0"),
+    ],
+)
+def test_passwords_are_masked_wherever_the_url_holds_them(url: str, shown: str) -> None:
+    from oorfix.safety.redis_client import mask_url
+
+    assert mask_url(url) == shown
+
+
+def test_workers_need_a_tcp_broker_and_verify_its_tls_certificate() -> None:
+    import ssl
+
+    from oorfix.distributed.celeryapp import broker_url, make_app
+
+    with pytest.raises(InputError, match="a redis:// or rediss:// URL"):
+        broker_url("unix:///run/redis.sock")
+    app = make_app("rediss://broker.example:6380/0")
+    try:
+        tls = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+        assert (app.conf.broker_use_ssl, app.conf.redis_backend_use_ssl) == (tls, tls)
+    finally:
+        app.close()
+    plain = make_app("redis://broker.example:6379/0")
+    try:
+        assert not plain.conf.broker_use_ssl
+        assert not plain.conf.redis_backend_use_ssl
+    finally:
+        plain.close()
