@@ -9,12 +9,15 @@ with systemd-style lines, so runbooks grep it as they would ``journalctl`` outpu
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -110,8 +113,23 @@ def running_pid(unit: Unit) -> int | None:
     return pid if _start_time(pid) == started else None
 
 
+@contextlib.contextmanager
+def _job(unit: Unit) -> Iterator[None]:
+    """One start or stop of a unit at a time, across processes, as systemd queues its jobs:
+    two starts at once would otherwise both start it, and lose one process to no pid file."""
+    unit.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    with unit.pid_file.with_suffix(".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def start(unit: Unit) -> bool:
     """Start the unit unless it runs; False when it is undefined or dies at once."""
+    with _job(unit):
+        return _start(unit)
+
+
+def _start(unit: Unit) -> bool:
     if running_pid(unit) is not None:
         return True
     if not unit.exists():
@@ -148,6 +166,11 @@ def start(unit: Unit) -> bool:
 
 def stop(unit: Unit) -> None:
     """Stop the unit: TERM, then KILL after a deadline."""
+    with _job(unit):
+        _stop(unit)
+
+
+def _stop(unit: Unit) -> None:
     pid = running_pid(unit)
     if pid is None:
         unit.pid_file.unlink(missing_ok=True)

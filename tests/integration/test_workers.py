@@ -546,7 +546,11 @@ def test_a_worker_killed_mid_fix_loses_only_its_host_and_the_fix_is_never_run_tw
                "the survivor to drop the task given again")  # fmt: skip
     wait_until(lambda: site.redis.hlen("unacked") == 0, "the dropped task to be acknowledged")
 
-    (fleet.state(host) / "gate").touch()  # the dead worker's step may end now
+    gate = fleet.state(host) / "gate"
+    gate.touch()  # the dead worker's step may end now, and must end before the next test
+    wait_until(lambda: subprocess.run(["pgrep", "-f", str(gate)], capture_output=True,
+                                      check=False).returncode == 1,
+               "the dead worker's step to end")  # fmt: skip
     assert len(remediations(fleet, host)) == 1
     assert site.intents(host) == [(owner_of(doomed.pid), "start pg-api")]
     assert site.tasks("claimed")[task_id] == doomed.name
