@@ -98,6 +98,11 @@ def claim_key(task_id: str) -> str:
     return f"oorfix:task:{task_id}:claimed"
 
 
+def cancel_key(task_id: str) -> str:
+    """The key a controller sets on a task it took back, so no worker starts it later."""
+    return f"oorfix:task:{task_id}:cancelled"
+
+
 def stop_key(run_id: str) -> str:
     """The key a controller sets when its run is interrupted."""
     return f"oorfix:stop:{run_id}"

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 POLL = 0.5  # seconds between liveness looks
 READY = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 META = "celery-task-meta-"
+NO_WORKER = "no oorfix worker answers: the task was taken back before any worker started it"
 
 
 @dataclass
@@ -56,16 +57,23 @@ def reply_of(meta: dict[str, Any]) -> dict[str, Any]:
 class Collector:
     """The states of one run's tasks, delivered to the threads that wait for them."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the seams of a test: clock, ping and take-back
         self,
         redis_client: Any,
         run_id: str,
         lost_after: float,
         clock: Callable[[], float] = time.monotonic,
+        workers_alive: Callable[[], bool] | None = None,
+        take_back: Callable[[str], None] = lambda _task_id: None,
     ) -> None:
         self.redis = redis_client
         self.lost_after = lost_after
         self.clock = clock
+        # Asked when tasks wait and nothing was heard of any for lost_after: without a worker,
+        # they are taken back (``take_back``) and end, rather than wait until Ctrl-C.
+        self.workers_alive = workers_alive
+        self.take_back = take_back
+        self._heard_at = clock()  # when a task of the run last started, lived or ended
         self._failing_since: float | None = None  # when Redis stopped answering
         self._slots: dict[str, Slot] = {}
         self._read: list[str] = []  # tasks whose stored state was read: deleted next poll
@@ -138,6 +146,8 @@ class Collector:
         except ValueError:
             return
         status = meta.get("status") if isinstance(meta, dict) else None
+        if status in READY or status == "STARTED":
+            self._heard_at = self.clock()
         if status in READY:
             self.finish(slot, reply_of(meta))
             with self._guard:
@@ -168,7 +178,21 @@ class Collector:
                 continue
             if alive:
                 slot.alive_seen = True
+                self._heard_at = now
             elif slot.alive_seen:
                 self.finish(slot, {"lost": "worker lost: it stopped answering while the job ran"})
             elif slot.started is not None and now - slot.started > self.lost_after:
                 self.finish(slot, {"lost": "worker lost: it started the job and never answered"})
+        self._no_worker([s for s in slots if s.started is None and not s.alive_seen], now)
+
+    def _no_worker(self, waiting: list[Slot], now: float) -> None:
+        """Tasks nobody started, and nothing heard for long: is any worker left to take them?"""
+        waiting = [slot for slot in waiting if not slot.done.is_set()]
+        if not waiting or self.workers_alive is None or now - self._heard_at <= self.lost_after:
+            return
+        if self.workers_alive():
+            self._heard_at = now  # busy workers: the tasks wait their turn
+            return
+        for slot in waiting:
+            self.take_back(slot.task_id)
+            self.finish(slot, {"error": NO_WORKER})

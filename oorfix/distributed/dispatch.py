@@ -22,7 +22,14 @@ from redis.exceptions import RedisError
 
 from oorfix.app.settings import RunSettings
 from oorfix.app.wiring import RunRequest
-from oorfix.distributed.celeryapp import LOST_AFTER, TASK, heartbeat, make_app, stop_key
+from oorfix.distributed.celeryapp import (
+    LOST_AFTER,
+    TASK,
+    cancel_key,
+    heartbeat,
+    make_app,
+    stop_key,
+)
 from oorfix.distributed.collector import POLL, Collector, Slot
 from oorfix.distributed.payload import (
     HostTask,
@@ -85,7 +92,13 @@ class CeleryHosts:
             self._plans.setdefault(p.job.host.name, []).append(p)
         self._stopped = False
         self._guard = threading.Lock()
-        self._collector = Collector(self.redis, run_id, heartbeat() * LOST_AFTER)
+        self._collector = Collector(
+            self.redis,
+            run_id,
+            heartbeat() * LOST_AFTER,
+            workers_alive=self._workers_alive,
+            take_back=self._take_back,
+        )
 
     def run_host(self, jobs: Sequence[Job], abort: threading.Event) -> list[HostResult]:
         """Send the host's jobs to a worker and wait for their results."""
@@ -136,6 +149,22 @@ class CeleryHosts:
             self._collector.finish(
                 slot, {"lost": f"the run was interrupted and the broker not told: {exc}"}
             )
+
+    def _workers_alive(self) -> bool:
+        """Whether any worker answers a ping (True when the broker cannot say: the collector
+        judges a silent broker by itself)."""
+        try:
+            return bool(self.app.control.ping(timeout=PING_TIMEOUT, limit=1))
+        except BROKER_ERRORS:
+            return True
+
+    def _take_back(self, task_id: str) -> None:
+        """A queued task no worker is left to run: no worker that starts later may run it."""
+        try:
+            self.redis.set(cancel_key(task_id), "1", ex=STOP_KEEP)
+            self.app.control.revoke(task_id)
+        except BROKER_ERRORS as exc:
+            log.warning("task %s not taken back: %s", task_id, exc)
 
     def _stop(self) -> None:
         """Tell every worker of this run: no new step (once)."""

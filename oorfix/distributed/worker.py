@@ -28,6 +28,7 @@ from oorfix.distributed.celeryapp import (
     LOST_AFTER,
     TASK,
     alive_key,
+    cancel_key,
     claim_key,
     heartbeat,
     stop_key,
@@ -101,6 +102,8 @@ class Worker:
         beat = _Heartbeat(self.redis, task_id, task.run_id, self.name)
         if beat.stopped():
             return {"skipped": "not started: the run was interrupted"}
+        if self.redis.exists(cancel_key(task_id)):
+            return {"skipped": "not started: the controller took the task back"}
         beat.start()
         try:
             return self._run(task, beat)

@@ -34,6 +34,7 @@ from typing import IO, Any
 import pytest
 import redis
 
+from oorfix.distributed.collector import NO_WORKER
 from oorfix.lab.redisserver import RedisServer
 from tests.integration.conftest import CLI_TIMEOUT, REPO, CliRun, Fleet
 from tests.integration.test_diagnose import REPO_RUNBOOKS, matrix, reset_hosts
@@ -249,6 +250,30 @@ class Site:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C at the terminal is for pytest, not for it
+        )
+        started = Worker(name, proc, log, out)
+        self.workers.append(started)
+        started.wait_ready()
+        return started
+
+    def idle_worker(self, name: str) -> Worker:
+        """A Celery worker of the same broker that answers pings but takes no oorfix task
+        (it consumes another queue): to the controller, a worker busy with other hosts."""
+        log = self.fleet.tmp / f"worker-{name}.log"
+        out = log.open("wb")
+        code = (
+            "import sys; from oorfix.distributed.celeryapp import make_app; "
+            "make_app(sys.argv[1]).worker_main(['worker', '-Q', 'idle', '-c', '1', '-n', "
+            "sys.argv[2], '--loglevel', 'INFO'])"
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, self.url, name],
+            cwd=REPO,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         started = Worker(name, proc, log, out)
         self.workers.append(started)
@@ -686,7 +711,47 @@ def test_a_signed_task_copied_from_the_broker_and_sent_again_is_refused_and_chan
     assert site.audit() == audit
 
 
-# 6. A worker that plans otherwise is refused -----------------------------------------------
+# 6. Tasks no worker is left to start end, and no worker starts them later ------------------
+
+
+def test_tasks_left_queued_when_every_worker_is_gone_end_and_never_run_later(
+    fleet: Fleet, site: Site
+) -> None:
+    busy = site.idle_worker("busy@test")
+    for name in fleet.names:
+        fleet.break_api(name)
+    controller = site.start(site.argv("run", "payment-api-down", "-i", fleet.inventory(),
+                                      "--state", site.url))  # fmt: skip
+    wait_until(lambda: controller.alive() and site.redis.llen("oorfix") == len(fleet.names),
+               "every host's task to wait in the queue")  # fmt: skip
+    busy.kill()  # the last worker goes: nobody will start the queued tasks
+    run = controller.finish()
+
+    assert run.rc == 1, run.stdout + run.stderr
+    assert run.record is not None
+    for name in fleet.names:
+        result = run.result(name)
+        assert result["status"] == "error"
+        assert result["error"] == NO_WORKER
+        assert result["steps"] == []
+    task_ids = [text(k)[len(TASK_PREFIX) : -len(":cancelled")]
+                for k in site.redis.scan_iter(f"{TASK_PREFIX}*:cancelled")]  # fmt: skip
+    assert len(task_ids) == len(fleet.names)
+
+    # A worker that comes up later gets the queued tasks, and starts none of them.
+    late = site.worker("late@test")
+    wait_until(lambda: late.running() and site.redis.llen("oorfix") == 0
+               and site.redis.hlen("unacked") == 0,
+               "the late worker to take the queue")  # fmt: skip
+    assert set(site.tasks("claimed")) == set(task_ids)
+    assert site.tasks("alive") == {}
+    for name in fleet.names:
+        assert remediations(fleet, name) == []
+        assert fleet.health(name) is None
+    assert site.audit() == []
+
+
+# 7. A worker that plans otherwise is refused -----------------------------------------------
 
 
 def test_a_worker_whose_runbook_differs_refuses_to_run_the_controllers_plan(
@@ -724,7 +789,7 @@ def test_a_worker_whose_runbook_differs_refuses_to_run_the_controllers_plan(
     assert site.audit() == []
 
 
-# 7. Options that cannot work on workers: exit 2, said plainly ------------------------------
+# 8. Options that cannot work on workers: exit 2, said plainly ------------------------------
 
 
 @pytest.mark.parametrize(
@@ -782,7 +847,7 @@ def test_options_that_cannot_work_on_workers_exit_2_before_any_host_is_contacted
     assert site.redis.dbsize() == 0  # neither a task nor a worker ever reached Redis
 
 
-# 8. Ctrl-C on the controller stops the workers' jobs at their next step --------------------
+# 9. Ctrl-C on the controller stops the workers' jobs at their next step --------------------
 
 
 def test_ctrl_c_on_the_controller_stops_the_job_on_its_worker_at_the_next_step(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -327,3 +328,83 @@ def test_workers_need_a_tcp_broker_and_verify_its_tls_certificate() -> None:
         assert not plain.conf.redis_backend_use_ssl
     finally:
         plain.close()
+
+
+class _QuietRedis:
+    """A Redis that answers and has nothing to say: no task state, no liveness key."""
+
+    def pubsub(self, **_: object) -> _QuietRedis:
+        return self
+
+    def psubscribe(self, *_: object) -> None:
+        pass
+
+    def get_message(self, **_: object) -> None:
+        threading.Event().wait(0.001)  # a real one waits for a message this long, at most
+
+    def pipeline(self, **_: object) -> _QuietRedis:
+        self._queued = 0
+        return self
+
+    def get(self, _key: str) -> None:
+        self._queued += 1
+
+    def exists(self, _key: str) -> None:
+        self._queued += 1
+
+    def execute(self) -> list[None]:
+        return [None] * self._queued
+
+    def delete(self, *_: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_tasks_no_worker_will_start_are_taken_back_and_end() -> None:
+    from itertools import count
+
+    from oorfix.distributed.collector import NO_WORKER, Collector
+
+    taken_back: list[str] = []
+    ticks = count(step=1.0)
+    collector = Collector(
+        _QuietRedis(),
+        "run1",
+        lost_after=5.0,
+        clock=lambda: next(ticks),
+        workers_alive=lambda: False,
+        take_back=taken_back.append,
+    )
+    try:
+        slot = collector.watch("run1-000000000001")
+        assert slot.done.wait(30), "the slot was never finished"
+    finally:
+        collector.close()
+    assert slot.reply == {"error": NO_WORKER}
+    assert taken_back == ["run1-000000000001"]
+
+
+def test_tasks_queued_behind_busy_workers_wait_their_turn() -> None:
+    from itertools import count
+
+    from oorfix.distributed.collector import Collector
+
+    asked = threading.Semaphore(0)
+
+    def busy() -> bool:
+        asked.release()
+        return True  # a worker answers: every one of them is busy with other hosts
+
+    ticks = count(step=1.0)
+    taken_back: list[str] = []
+    collector = Collector(_QuietRedis(), "run1", 5.0, lambda: next(ticks), busy, taken_back.append)
+    try:
+        slot = collector.watch("run1-000000000001")
+        for _ in range(3):  # asked again and again, as long as nothing is heard
+            assert asked.acquire(timeout=30), "the workers were never asked"
+    finally:
+        collector.close()
+    assert not slot.done.is_set()
+    assert taken_back == []
