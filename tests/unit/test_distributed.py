@@ -227,24 +227,6 @@ def test_task_states_become_replies(meta: dict[str, object], reply: dict[str, ob
     assert reply_of(meta) == reply
 
 
-class _DeadRedis:
-    """A Redis that stopped answering: every call fails as a lost connection does."""
-
-    def pubsub(self, **_: object) -> _DeadRedis:
-        return self
-
-    def psubscribe(self, *_: object) -> None:
-        pass
-
-    def get_message(self, **_: object) -> None:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-
-        raise RedisConnectionError("Connection refused")
-
-    def close(self) -> None:
-        pass
-
-
 def test_tasks_waited_for_are_lost_once_the_broker_stops_answering_for_long() -> None:
     from itertools import count
 
@@ -360,6 +342,15 @@ class _QuietRedis:
 
     def close(self) -> None:
         pass
+
+
+class _DeadRedis(_QuietRedis):
+    """A Redis that stopped answering: every call fails as a lost connection does."""
+
+    def get_message(self, **_: object) -> None:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        raise RedisConnectionError("Connection refused")
 
 
 def test_tasks_no_worker_will_start_are_taken_back_and_end() -> None:
