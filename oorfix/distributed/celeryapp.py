@@ -48,7 +48,7 @@ def broker_url(url: str) -> str:
         raise InputError(f"--workers {mask_url(url)}: a redis:// or rediss:// URL (Celery broker)")
     parts = urlsplit(url)
     password = os.environ.get(PASSWORD_ENV)
-    if password and parts.password is None and parts.scheme != "unix":
+    if password and parts.password is None:
         user = parts.username or ""
         netloc = f"{user}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
         return urlunsplit(parts._replace(netloc=netloc))

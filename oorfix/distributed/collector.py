@@ -183,11 +183,13 @@ class Collector:
                 self.finish(slot, {"lost": "worker lost: it stopped answering while the job ran"})
             elif slot.started is not None and now - slot.started > self.lost_after:
                 self.finish(slot, {"lost": "worker lost: it started the job and never answered"})
-        self._no_worker([s for s in slots if s.started is None and not s.alive_seen], now)
+        self._no_worker(slots, now)
 
-    def _no_worker(self, waiting: list[Slot], now: float) -> None:
+    def _no_worker(self, slots: list[Slot], now: float) -> None:
         """Tasks nobody started, and nothing heard for long: is any worker left to take them?"""
-        waiting = [slot for slot in waiting if not slot.done.is_set()]
+        waiting = [
+            s for s in slots if not s.done.is_set() and s.started is None and not s.alive_seen
+        ]
         if not waiting or self.workers_alive is None or now - self._heard_at <= self.lost_after:
             return
         if self.workers_alive():
