@@ -22,7 +22,8 @@ exec a tool makes costs the host that much more.
 
 Reported per tool and N: the median wall time of REPEAT runs, the controller's CPU per host
 (the tool process's user+system time), and the sshd side's CPU per host (the sshd master's
-reaped children: per-connection sshd, the session shell and the checks). At N=200, oorfix's
+reaped children: per-connection sshd, the session shell and the checks, and, as sshd runs as a
+child subreaper, whatever a session left behind). At N=200, oorfix's
 peak open fds and threads are sampled. Ratios are against the baselines of the same run.
 """
 
@@ -138,6 +139,19 @@ def heavy_account(home: Path) -> str | None:
     return HEAVY_USER
 
 
+# sshd runs as a child subreaper (prctl, kept across exec): a process a session leaves behind
+# (a batch's watchdog, its last sleep) is then reaped by the sshd master rather than by init,
+# so its CPU counts on the sshd side too, as it does on a real host.
+SUBREAPER = (
+    sys.executable,
+    "-c",
+    "import ctypes, os, sys\n"
+    "if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0):\n"  # PR_SET_CHILD_SUBREAPER
+    "    sys.exit('prctl(PR_SET_CHILD_SUBREAPER) failed')\n"
+    "os.execv(sys.argv[1], sys.argv[1:])",
+)
+
+
 def sshd_cpu(pid: int) -> float:
     """CPU seconds of the sshd master's reaped children (sessions and their commands)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -164,7 +178,8 @@ class Hosts:
         self.directory, self.user = directory, user
         chunks = [addresses[i : i + self.PER_SSHD] for i in range(0, len(addresses), self.PER_SSHD)]
         self.servers = [
-            SshdServer(directory / f"sshd-{i}", chunk, user=user) for i, chunk in enumerate(chunks)
+            SshdServer(directory / f"sshd-{i}", chunk, user=user, command_prefix=SUBREAPER)
+            for i, chunk in enumerate(chunks)
         ]
         self.known_hosts = directory / "known_hosts"
 

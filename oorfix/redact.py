@@ -174,6 +174,9 @@ class Command:
     redactor: Redactor = NO_SECRETS
     stdin: bytes | None = field(default=None, repr=False)
     label: str | None = field(default=None, compare=False)  # the step that sends it, if any
+    # The command enforces its own time limit on the host (a batch's watchdog does), so no
+    # `timeout` process need wrap it.
+    limits_itself: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         return self.redactor(self.text)

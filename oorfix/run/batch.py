@@ -94,7 +94,7 @@ def prefetch_detect(
         return given
     secrets = frozenset().union(*(job.redactor.secrets for job in jobs))
     marker = new_marker()
-    command = Command(script(items, marker), Redactor(secrets))
+    command = Command(script(items, marker), Redactor(secrets), limits_itself=True)
     try:
         transport = pool.get(jobs[0].host)
         if in_flight is not None:
@@ -107,7 +107,7 @@ def prefetch_detect(
     finally:
         if in_flight is not None:
             in_flight.remove(marker)
-    results = parse(items, raw.stdout.text, marker, raw.started)
+    results = parse(items, raw.stdout, marker, raw.started)
     for (index, step_id), result in zip(owners, results, strict=True):
         if result is not None:
             given[index][step_id] = result

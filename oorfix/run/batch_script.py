@@ -2,34 +2,37 @@
 
 Each check costs the host what the same command costs in a plain script: it is started
 directly (a check of plain words without ``sh -c``), in the background, with stdout and
-stderr redirected to files of its own, and the script waits for it. Its exit status and
-start and end times are kept in shell variables (times come from ``read`` on
-``/proc/uptime``, a shell builtin). Time limits are enforced on the host by one watchdog per
-batch, a subshell that ticks every ``TICK`` seconds: when the running check has used its
-ticks it sends TERM to the check and its descendants, ``KILL_GRACE`` later KILL, and leaves a
-mark so the check reads as timed out (124, or 137 when KILL was needed), as coreutils
-``timeout`` reports it. A check is never stopped before its limit, and at most a tick late.
+stderr redirected to files of its own, and the script waits for it. Its exit status and end
+time are kept in shell variables (times come from ``read`` on ``/proc/uptime``, a shell
+builtin; a check starts when the one before it ended). Time limits are enforced on the host by
+one watchdog per batch, a subshell that ticks every ``TICK`` seconds: when the running check
+has used its ticks it sends TERM to the check and its descendants, ``KILL_GRACE`` later KILL,
+and leaves a mark so the check reads as timed out (124, or 137 when KILL was needed), as
+coreutils ``timeout`` reports it. A check is never stopped before its limit, and at most a tick
+late. The watchdog also holds the batch to its whole budget, so no ``timeout`` process wraps
+the batch (see ``Command.limits_itself``); should the watchdog die, no further check starts.
 
 Only when every check has run does the script print, after a random marker:
 
     MARKER times UPTIME0 i:rc:start:end ...      the checks that ran (uptime in 1/100 s)
     MARKER sizes, then ``wc -c`` of every file   total bytes of each stream
-    MARKER data, then every file (cut to         one base64 stream; the reader splits
-                  KEEP_BYTES), in base64         it by the sizes it was told
-    MARKER end
+    MARKER data, then every file's first         raw, one after the other; the reader
+                  KEEP_BYTES (``head -q -c``)     splits them by the sizes it was told
+    (a newline) MARKER end
 
-So a batch forks, besides the checks themselves, mkdir, wc, cat, base64 and rm, the
-watchdog's sleeps (one per tick: none finish in a batch of quick checks), truncate only
-when an output is over KEEP_BYTES, and pgrep only to stop a check that overran. A check's
-output never reaches the channel, so it cannot forge a frame, and base64 keeps its bytes
-exact. If the channel output was cut short, the checks whose bytes arrived whole are still
-read; the others are left to run on their own.
+So a batch forks, besides the checks themselves, mkdir, wc, head and rm, and the watchdog's
+sleeps (one per tick: none finish in a batch of quick checks); pgrep only to stop a check that
+overran. A check's output never reaches the channel before every size is printed, and the data
+is read by length, so it cannot forge a frame. The reader gets the channel as text decoded
+with ``backslashreplace`` and recovers the exact bytes (see ``_exact``); the data must come to
+exactly the sizes announced, else only the checks that printed nothing are read from the batch,
+and the others run on their own (as do those of a batch whose output was cut short).
 """
 
 from __future__ import annotations
 
-import base64
 import math
+import re
 import secrets
 import shlex
 from collections.abc import Sequence
@@ -91,7 +94,7 @@ def _ticks(seconds: float) -> int:
 
 # The script's own shell functions: a check whose first word is one of these (`w` is also
 # a program) must not call the function, so it runs through `sh -c`, which does not see them.
-_FUNCTIONS = frozenset({"c", "k", "u", "w"})
+_FUNCTIONS = frozenset({"k", "u", "w"})
 
 
 def _check(index: int, item: BatchItem) -> str:
@@ -100,7 +103,7 @@ def _check(index: int, item: BatchItem) -> str:
         direct = None
     run = direct if direct is not None else f"sh -c {shlex.quote(item.command.text)}"
     files = f'>"$d/{index}.o" 2>"$d/{index}.e" </dev/null'
-    return f'[ -e "$stop" ] || {{ i={index}; c; {run} {files} & w $! {_ticks(item.timeout)}; }}'
+    return f'[ -e "$stop" ] || {{ i={index}; {run} {files} & w $! {_ticks(item.timeout)}; }}'
 
 
 # The watchdog reads the running check's "ticks pid index" from $d/w on every tick; a new
@@ -111,21 +114,25 @@ _WATCHDOG = (
     "k() { for x in $(pgrep -P $2); do k $1 $x; done; kill -$1 $2 2>/dev/null; }; "
     # A `sleep` without fractions (some busybox builds) ticks once a second, counting for 10.
     "p=@TICK@; q=1; sleep $p 2>/dev/null || { p=1; q=@PER@; }; "
-    'o=; t=0; while sleep $p; do l=; read l <"$d/w" 2>/dev/null; '
+    'o=; t=0; a=0; while sleep $p; do l=; read l <"$d/w" 2>/dev/null; a=$((a + q)); '
     # The batch's shell gone (killed, or dead of a write to a closed channel): stop the
-    # running check, remove the directory and end, rather than tick until `timeout` ends all.
+    # running check, remove the directory and end, rather than tick on.
     'kill -0 $$ 2>/dev/null || { [ -z "$l" ] || { set -- $l; k TERM $2; }; rm -rf "$d"; exit; }; '
+    # The whole batch over its budget (which no check within its own limit reaches).
+    '[ $a -lt @BUDGET@ ] || { [ -z "$l" ] || { set -- $l; k KILL $2; }; kill -KILL $$; '
+    'rm -rf "$d"; exit; }; '
     '[ "$l" = "$o" ] || { o=$l; t=0; }; [ -n "$l" ] || continue; t=$((t + q)); '
     "set -- $l; if [ $t -ge $(($1 + @GRACE@)) ]; then k KILL $2; "
     'elif [ ! -e "$d/k$3" ] && [ $t -ge $1 ]; then : >"$d/k$3"; k TERM $2; fi; done'
 )
-# Per check: `c` notes its start; `w PID TICKS` arms the watchdog, waits, disarms it, and
-# notes the status, marked as a time-out when the watchdog stopped the check.
+# `w PID TICKS` arms the watchdog, waits for the check, disarms the watchdog, and notes the
+# status (marked as a time-out when the watchdog stopped the check) and the check's start
+# (the end of the one before) and end. A watchdog found dead starts no further check.
 _HELPERS = (
-    "u() { n=; read n _ 2>/dev/null </proc/uptime; n=${n%.*}${n#*.}; }; c() { u; s=$n; }; "
+    "u() { n=; read n _ 2>/dev/null </proc/uptime; n=${n%.*}${n#*.}; }; "
     'w() { echo "$2 $1 $i" >"$d/w"; wait $1 2>/dev/null; r=$?; : >"$d/w"; u; '
     'if [ -e "$d/k$i" ]; then [ $r = 137 ] || r=124; fi; '
-    'T="$T $i:$r:$s:$n"; F="$F $d/$i.o $d/$i.e"; }'
+    'T="$T $i:$r:$s:$n"; s=$n; F="$F $d/$i.o $d/$i.e"; kill -0 $W 2>/dev/null || : >"$stop"; }'
 )
 
 
@@ -139,22 +146,20 @@ def script(items: Sequence[BatchItem], marker: str) -> str:
         _WATCHDOG.replace("@TICK@", seconds(TICK))
         .replace("@PER@", str(_ticks(1.0)))
         .replace("@GRACE@", str(_ticks(KILL_GRACE)))
+        .replace("@BUDGET@", str(_ticks(budget(items))))
     )
     setup = (
         f'd={shm}; mkdir -m 700 "$d" 2>/dev/null || {{ d={tmp}; mkdir -m 700 "$d" || exit 97; }}; '
         f'stop="$d/stop"; : >"$d/w"; '
         f"( {watchdog} ) </dev/null >/dev/null 2>&1 & W=$!; "
         "trap 'kill $W 2>/dev/null; rm -rf \"$d\"' EXIT; "
-        f'{_HELPERS}; T=""; F=""; u; u0=$n'
+        f'{_HELPERS}; T=""; F=""; u; u0=$n; s=$n'
     )
     report = (
         f"printf '%s times %s%s\\n' '{frame}' \"$u0\" \"$T\"; "
-        f"if [ -n \"$F\" ]; then printf '%s sizes\\n' '{frame}'; wc -c $F >\"$d/s\"; b=; "
-        f'while read z f; do echo "$z $f"; [ "$f" = total ] || [ $z -le {KEEP_BYTES} ] || b=1; '
-        'done <"$d/s"; '
-        f"[ -z \"$b\" ] || truncate -s '<{KEEP_BYTES}' $F; "
-        f"printf '%s data\\n' '{frame}'; cat $F | base64; fi; "
-        f"printf '%s end\\n' '{frame}'"
+        f"if [ -n \"$F\" ]; then printf '%s sizes\\n' '{frame}'; wc -c $F; "
+        f"printf '%s data\\n' '{frame}'; head -q -c {KEEP_BYTES} $F; fi; "
+        f"printf '\\n%s end\\n' '{frame}'"
     )
     return "; ".join([setup, *(_check(i, item) for i, item in enumerate(items)), report])
 
@@ -169,11 +174,11 @@ class _Ran:
     end: float | None
 
 
-def _sections(stdout: str, marker: str) -> dict[str, tuple[list[str], list[str]]]:
+def _sections(text: str, marker: str) -> dict[str, tuple[list[str], list[str]]]:
     """Frame name -> (the frame line's fields after the name, the lines up to the next frame)."""
     sections: dict[str, tuple[list[str], list[str]]] = {}
     current: list[str] | None = None
-    for line in stdout.splitlines():
+    for line in text.split("\n"):
         fields = line.split(" ")
         if len(fields) >= 3 and fields[0] == FRAME and fields[1] == marker:
             sections[fields[2]] = (fields[3:], [])
@@ -209,15 +214,22 @@ def _sizes(lines: Sequence[str]) -> dict[str, int]:
     return sizes
 
 
-def _data(lines: Sequence[str]) -> bytes:
-    """The base64 stream decoded as far as it arrived whole (a cut ends it)."""
-    kept = []
-    for line in lines:
-        if not line or line.startswith("[..."):
-            break  # where bounded capture cut the output
-        kept.append(line)
-    text = "".join(kept)
-    return base64.b64decode(text[: len(text) - len(text) % 4])
+# How ``backslashreplace`` shows a byte that is not UTF-8: only bytes from 0x80 are escaped.
+_ESCAPE = re.compile(rb"\\x([89a-f][0-9a-f])")
+
+
+def _exact(text: str, size: int) -> bytes | None:
+    """The ``size`` bytes the host sent, from their ``backslashreplace`` decoding; None when
+    that is not what arrived, or the bytes cannot be told for sure."""
+    data = text.encode()
+    if len(data) == size:
+        return data  # nothing was escaped: each escaped byte reads as four
+    # When the excess is three for every escape-like sequence, each one of them is an escape
+    # (a check may also print the text "\xff", and then which is which cannot be told).
+    escapes = len(_ESCAPE.findall(data))
+    if escapes and len(data) - size == 3 * escapes:
+        return _ESCAPE.sub(lambda m: bytes((int(m[1], 16),)), data)
+    return None
 
 
 @dataclass(frozen=True)
@@ -242,40 +254,51 @@ def _timed_out(item: BatchItem, ran: _Ran) -> bool:
     return ran.end - ran.start >= item.timeout - UPTIME_RESOLUTION
 
 
+def _data(rest: str, marker: str, size: int) -> bytes | None:
+    """The data, from what follows its frame: None unless it all arrived, exactly."""
+    end = f"\n{FRAME} {marker} end\n"
+    return _exact(rest[: -len(end)], size) if rest.endswith(end) else None
+
+
 def parse(
-    items: Sequence[BatchItem], stdout: str, marker: str, sent: datetime
+    items: Sequence[BatchItem], stdout: Output, marker: str, sent: datetime
 ) -> list[CommandResult | None]:
     """One result per item (``sent``: when the batch left); None for an item the batch did
     not deliver whole."""
     results: list[CommandResult | None] = [None] * len(items)
-    sections = _sections(stdout, marker)
+    head, found, rest = stdout.text.partition(f"{FRAME} {marker} data\n")
+    sections = _sections(head, marker)
     if "times" not in sections:
         return results
     fields = sections["times"][0]
     clock = _Clock(_uptime(fields[0]) if fields else None, sent)
     sizes = _sizes(sections.get("sizes", ([], []))[1])
-    data = _data(sections.get("data", ([], []))[1])
+    ran = _ran(fields[1:], len(items))
+    totals = [(sizes.get(f"{r.index}.o", 0), sizes.get(f"{r.index}.e", 0)) for r in ran]
+    kept = sum(min(total, KEEP_BYTES) for pair in totals for total in pair)
+    # A cut (bounded capture) leaves no way to tell where each check's bytes are.
+    data = _data(rest, marker, kept) if found and not stdout.truncated else None
     offset = 0
-    for ran in _ran(fields[1:], len(items)):
+    for check, (out_total, err_total) in zip(ran, totals, strict=True):
         streams = []
-        for suffix in ("o", "e"):
-            total = sizes.get(f"{ran.index}.{suffix}", 0)
-            kept = min(total, KEEP_BYTES)
-            arrived = offset + kept <= len(data)
-            streams.append(_output(data[offset : offset + kept], total) if arrived else None)
-            offset += kept
-        out, err = streams
-        if out is None or err is None:
-            continue  # its bytes did not all arrive: it runs on its own
-        item = items[ran.index]
-        results[ran.index] = CommandResult(
+        for total in (out_total, err_total):
+            size = min(total, KEEP_BYTES)
+            if data is not None:
+                streams.append(_output(data[offset : offset + size], total))
+            elif size == 0:
+                streams.append(Output())  # nothing to read: the batch delivers it anyway
+            offset += size
+        if len(streams) < 2:
+            continue  # its bytes did not arrive exactly: it runs on its own
+        item = items[check.index]
+        results[check.index] = CommandResult(
             command=str(item.command),
-            rc=ran.rc,
-            stdout=out,
-            stderr=err,
-            started=clock.at(ran.start),
-            ended=clock.at(ran.end),
-            timed_out=_timed_out(item, ran),
+            rc=check.rc,
+            stdout=streams[0],
+            stderr=streams[1],
+            started=clock.at(check.start),
+            ended=clock.at(check.end),
+            timed_out=_timed_out(item, check),
         )
     return results
 

@@ -53,7 +53,13 @@ class LocalTransport:
         """Run a shell command; non-zero exit and timeout are data."""
         grace = self.options.kill_grace
         become = privileged(become, getpass.getuser())
-        wrapped = wrap(command.text, timeout=timeout, kill_grace=grace, become=become)
+        wrapped = wrap(
+            command.text,
+            timeout=timeout,
+            kill_grace=grace,
+            become=become,
+            limits_itself=command.limits_itself,
+        )
         attempt = Attempt(command, timeout, grace)
         stdin = become.stdin(command.stdin) if become is not None else command.stdin
         streams = self._spawn(wrapped, stdin)

@@ -206,7 +206,13 @@ class SshTransport:
         """Run a shell command; non-zero exit and timeout are data; a lost link raises."""
         grace = self.options.kill_grace
         become = privileged(become, self.conn.user or getpass.getuser())
-        wrapped = wrap(command.text, timeout=timeout, kill_grace=grace, become=become)
+        wrapped = wrap(
+            command.text,
+            timeout=timeout,
+            kill_grace=grace,
+            become=become,
+            limits_itself=command.limits_itself,
+        )
         stdin = become.stdin(command.stdin) if become is not None else command.stdin
         out, err = captures(self.options)
         attempt = Attempt(command, timeout, grace)

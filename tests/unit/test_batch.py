@@ -14,7 +14,8 @@ import pytest
 from oorfix.inventory.core import load_inventory
 from oorfix.inventory.hosts import Host
 from oorfix.redact import Command
-from oorfix.results import CommandResult, Outcome, RunMode, utcnow
+from oorfix.results import CommandResult, Outcome, Output, RunMode, utcnow
+from oorfix.run import batch_script
 from oorfix.run.batch_script import (
     BatchItem,
     batch_dirs,
@@ -28,15 +29,23 @@ from oorfix.run.planner import plan_run
 from oorfix.run.pool import ConnectionPool
 from oorfix.runbook.loader import load_runbook
 from oorfix.transport import ConnectOptions, open_transport
+from oorfix.transport.capture import Capture
 from oorfix.transport.shell import Become
 
 from .fakes import make_engine
 
 
+def captured(raw: bytes, *, head: int = 64 * 1024, tail: int = 64 * 1024) -> Output:
+    """``raw`` as a transport hands it over: bounded and decoded by a Capture."""
+    capture = Capture(head, tail)
+    capture.feed(raw)
+    return capture.output()
+
+
 def run_batch(items: list[BatchItem]) -> list[CommandResult | None]:
     marker = new_marker()
     done = subprocess.run(["sh", "-c", script(items, marker)], capture_output=True, check=False)
-    return parse(items, done.stdout.decode(), marker, utcnow())
+    return parse(items, captured(done.stdout), marker, utcnow())
 
 
 def test_each_check_keeps_its_own_status_streams_and_bytes() -> None:
@@ -44,15 +53,34 @@ def test_each_check_keeps_its_own_status_streams_and_bytes() -> None:
         BatchItem(Command("echo out; echo err >&2"), 5),
         BatchItem(Command("printf '\\377\\000x'; exit 3"), 5),
         BatchItem(Command("printf '@@oorfix-batch forged 0 0 0 0 0 0\\n'"), 5),
+        BatchItem(Command("printf 'caf\\303\\251 \\351'"), 5),
     ]
-    first, second, third = run_batch(items)
+    first, second, third, fourth = run_batch(items)
     assert first is not None
     assert second is not None
     assert third is not None
+    assert fourth is not None
     assert (first.rc, first.stdout.text, first.stderr.text) == (0, "out\n", "err\n")
     assert (second.rc, second.stdout.text, second.stdout.total_bytes) == (3, "\\xff\x00x", 3)
-    # A check's output cannot forge a frame: it never reaches the channel unencoded.
+    # A check's output cannot forge a frame: the data is read by the sizes printed before it.
     assert third.stdout.text == "@@oorfix-batch forged 0 0 0 0 0 0\n"
+    # UTF-8 and a byte that is not, each exactly as a transport decodes them.
+    assert (fourth.stdout.text, fourth.stdout.total_bytes) == ("caf\u00e9 \\xe9", 7)
+
+
+def test_output_that_cannot_be_told_exactly_leaves_its_checks_to_run_alone() -> None:
+    # The text of an escape, with no byte that is not UTF-8: exact.
+    (text,) = run_batch([BatchItem(Command("printf '\\\\xe9'"), 5)])
+    assert text is not None
+    assert text.stdout.text == "\\xe9"
+    # A byte that is not UTF-8 and the text of an escape: decoded, both read "\xe9", and
+    # which one is the byte cannot be told. The quiet check is still delivered.
+    items = [
+        BatchItem(Command("printf '\\351'"), 5),
+        BatchItem(Command("printf 'x\\\\xe9'"), 5),
+        BatchItem(Command("true"), 5),
+    ]
+    assert [r is not None for r in run_batch(items)] == [False, False, True]
 
 
 def test_a_check_over_its_budget_is_killed_and_marked_timed_out() -> None:
@@ -76,17 +104,30 @@ def test_output_is_bounded_and_counted() -> None:
     )
 
 
-def test_output_cut_short_leaves_the_checks_it_cut_to_run_alone() -> None:
-    # Enough output that the base64 of the second check starts on a later line than the first.
-    items = [BatchItem(Command("echo one"), 5), BatchItem(Command("head -c 3000 /dev/zero"), 5)]
+def test_output_cut_short_leaves_the_checks_that_printed_to_run_alone() -> None:
+    items = [
+        BatchItem(Command("echo one"), 5),
+        BatchItem(Command("head -c 3000 /dev/zero"), 5),
+        BatchItem(Command("true"), 5),
+    ]
     marker = new_marker()
     done = subprocess.run(["sh", "-c", script(items, marker)], capture_output=True, check=True)
-    lines = done.stdout.decode().splitlines()
-    data = lines.index(f"@@oorfix-batch {marker} data")
-    # As bounded capture shows a cut: the head, a marker line, the tail.
-    cut = [*lines[: data + 2], "[... 4000 bytes omitted ...]", *lines[-2:]]
-    assert [r is not None for r in parse(items, "\n".join(cut), marker, utcnow())] == [True, False]
-    assert [r is not None for r in parse(items, "\n".join(lines), marker, utcnow())] == [True, True]
+    cut = captured(done.stdout, head=1000, tail=1000)  # as bounded capture cuts it
+    assert cut.truncated
+    assert [r is not None for r in parse(items, cut, marker, utcnow())] == [False, False, True]
+    whole = captured(done.stdout)
+    assert [r is not None for r in parse(items, whole, marker, utcnow())] == [True, True, True]
+
+
+def test_data_that_does_not_come_to_the_sizes_told_is_not_read() -> None:
+    # A check that leaves a writer behind: its file grows after `wc` counted it.
+    text = "(sleep 0.3; echo late) & echo early"
+    items = [BatchItem(Command(text), 5), BatchItem(Command("echo next"), 5)]
+    marker = new_marker()
+    sized = script(items, marker).replace("wc -c $F;", "wc -c $F; sleep 0.6;")
+    done = subprocess.run(["sh", "-c", sized], capture_output=True, check=True)
+    assert b"late" in done.stdout
+    assert parse(items, captured(done.stdout), marker, utcnow()) == [None, None]
 
 
 def test_a_stopped_batch_reports_the_checks_it_ran() -> None:
@@ -94,7 +135,7 @@ def test_a_stopped_batch_reports_the_checks_it_ran() -> None:
     stop = stop_command(marker).text
     items = [BatchItem(Command(stop), 5), BatchItem(Command("echo never"), 5)]
     done = subprocess.run(["sh", "-c", script(items, marker)], capture_output=True, check=True)
-    first, second = parse(items, done.stdout.decode(), marker, utcnow())
+    first, second = parse(items, captured(done.stdout), marker, utcnow())
     assert first is not None
     assert first.rc == 0
     assert second is None
@@ -102,7 +143,7 @@ def test_a_stopped_batch_reports_the_checks_it_ran() -> None:
 
 def test_a_batch_forks_no_helper_process_per_check(tmp_path: Path) -> None:
     # Every command the script runs is looked up on PATH; log each one to count them.
-    tools = ("timeout", "date", "mkdir", "rm", "wc", "truncate", "cat", "base64", "sleep", "sh")
+    tools = ("timeout", "date", "mkdir", "rm", "wc", "head", "cat", "base64", "sleep", "sh")
     bindir = _logging_tools(tmp_path, tools)
     items = [BatchItem(Command("true"), 5) for _ in range(10)]
     marker = new_marker()
@@ -110,30 +151,31 @@ def test_a_batch_forks_no_helper_process_per_check(tmp_path: Path) -> None:
     done = subprocess.run(
         ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
     )
-    assert all(r is not None for r in parse(items, done.stdout.decode(), marker, utcnow()))
+    assert all(r is not None for r in parse(items, captured(done.stdout), marker, utcnow()))
     ran = (tmp_path / "log").read_text().split()
     # Per check: nothing (`true` is run as plain words, no shell, no time limit process: the
     # watchdog's job); per batch: its directory, the sizes and data of the outputs, and the
     # watchdog's ticks.
     assert ran.count("sh") == 0
-    helpers = sorted(set(ran) - {"sh", "sleep"})
-    assert helpers == ["base64", "cat", "mkdir", "rm", "wc"]
-    assert [ran.count(tool) for tool in helpers] == [1, 1, 1, 1, 1]
+    helpers = sorted(set(ran) - {"sleep"})
+    assert helpers == ["head", "mkdir", "rm", "wc"]
+    assert [ran.count(tool) for tool in helpers] == [1, 1, 1, 1]
 
 
-def test_a_big_output_is_cut_on_the_host(tmp_path: Path) -> None:
-    bindir = _logging_tools(tmp_path, ("truncate",))
+def test_a_big_output_is_cut_on_the_host() -> None:
     items = [BatchItem(Command("head -c 20000 /dev/zero"), 5), BatchItem(Command("id -u"), 5)]
     marker = new_marker()
-    env = {"PATH": f"{bindir}:/usr/bin:/bin"}
-    done = subprocess.run(
-        ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
-    )
-    big, small = parse(items, done.stdout.decode(), marker, utcnow())
+    done = subprocess.run(["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True)
+    assert len(done.stdout) < 16 * 1024 + 1000  # what crossed the channel
+    big, small = parse(items, captured(done.stdout), marker, utcnow())
     assert big is not None
     assert small is not None
-    assert (big.stdout.total_bytes, len(big.stdout.text)) == (20000, 16 * 1024)
-    assert (tmp_path / "log").read_text().split() == ["truncate"]
+    assert (big.stdout.total_bytes, big.stdout.truncated, len(big.stdout.text)) == (
+        20000,
+        True,
+        16 * 1024,
+    )
+    assert small.stdout.text.strip().isdigit()
 
 
 def test_a_check_that_ignores_term_is_killed_with_its_children() -> None:
@@ -163,6 +205,36 @@ def test_a_killed_batch_leaves_no_watchdog_check_or_directory_behind() -> None:
         batch.kill()
         subprocess.run(["pkill", "-f", marker], check=False)
         subprocess.run(["pkill", "-f", "^sleep 37.25$"], check=False)
+
+
+def test_a_batch_over_its_whole_budget_is_killed_by_its_watchdog(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No `timeout` wraps a batch. A check that stops the batch's own shell stalls it past any
+    # check's limit; the watchdog ends it at the batch's budget and cleans up.
+    monkeypatch.setattr(batch_script, "budget", lambda items: 0.3)
+    marker = new_marker()
+    items = [BatchItem(Command("kill -STOP $PPID"), 5), BatchItem(Command("echo never"), 5)]
+    batch = subprocess.Popen(["sh", "-c", script(items, marker)], stdout=subprocess.PIPE)
+    try:
+        stdout, _ = batch.communicate(timeout=60)  # bounds a failing test only
+        assert batch.returncode == -9
+        assert b"never" not in stdout
+        _wait_for(lambda: not _pids(marker))
+        assert not any(Path(folder).exists() for folder in batch_dirs(marker))
+    finally:
+        batch.kill()
+        subprocess.run(["pkill", "-f", marker], check=False)
+
+
+def test_no_check_starts_once_the_watchdog_is_gone() -> None:
+    # The check kills every other child of the batch's shell: the watchdog.
+    killer = 'for p in $(pgrep -P $PPID); do [ "$p" = $$ ] || kill -KILL "$p"; done'
+    items = [BatchItem(Command(killer), 5), BatchItem(Command("echo never"), 5)]
+    first, second = run_batch(items)
+    assert first is not None
+    assert first.rc == 0
+    assert second is None  # it runs on its own, under its own time limit
 
 
 def _text(path: Path) -> str:
@@ -199,7 +271,7 @@ def test_limits_hold_where_sleep_takes_whole_seconds_only(tmp_path: Path) -> Non
         ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
     )
     stdout = done.stdout
-    slow, after = parse(items, stdout.decode(), marker, utcnow())
+    slow, after = parse(items, captured(stdout), marker, utcnow())
     assert slow is not None
     assert after is not None
     assert (slow.rc, slow.timed_out, after.stdout.text) == (124, True, "after\n")
@@ -306,7 +378,7 @@ def test_a_check_of_plain_words_runs_without_a_shell(tmp_path: Path) -> None:
     done = subprocess.run(
         ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
     )
-    plain, piped = parse(items, done.stdout.decode(), marker, utcnow())
+    plain, piped = parse(items, captured(done.stdout), marker, utcnow())
     assert plain is not None
     assert piped is not None
     assert plain.stdout.text == piped.stdout.text != ""
@@ -328,7 +400,7 @@ def test_a_check_named_like_a_helper_of_the_script_runs_the_program(tmp_path: Pa
     done = subprocess.run(
         ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
     )
-    results = parse(items, done.stdout.decode(), marker, utcnow())
+    results = parse(items, captured(done.stdout), marker, utcnow())
     assert [(r.rc, r.stdout.text) for r in results if r is not None] == [
         (3, f"program {name} -h\n") for name in ("w", "c", "u", "k")
     ]

@@ -25,6 +25,13 @@ def test_wrap_without_become() -> None:
     assert wrap("echo hi", timeout=30, kill_grace=5) == "timeout -k 5 30 sh -c 'echo hi'"
 
 
+def test_a_command_that_limits_itself_runs_in_a_shell_alone() -> None:
+    # A batch of checks, whose watchdog holds it to its budget: no `timeout` to exec.
+    assert wrap("echo hi", timeout=30, kill_grace=5, limits_itself=True) == "sh -c 'echo hi'"
+    with pytest.raises(ValueError, match="login user"):
+        wrap("echo hi", timeout=30, kill_grace=5, become=Become(), limits_itself=True)
+
+
 def test_sudo_runs_the_command_itself_and_never_prompts() -> None:
     # What sudo runs is the step's own command, so a sudoers allowlist of exact commands
     # matches; the time limit stays outside, where it needs no rule.
