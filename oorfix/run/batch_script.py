@@ -2,31 +2,37 @@
 
 Each check costs the host what the same command costs in a plain script: it is started
 directly (a check of plain words without ``sh -c``), in the background, with stdout and
-stderr redirected to files of its own, and the script waits for it. Its exit status and end
-time are kept in shell variables (times come from ``read`` on ``/proc/uptime``, a shell
-builtin; a check starts when the one before it ended). Time limits are enforced on the host by
-one watchdog per batch, a subshell that ticks every ``TICK`` seconds: when the running check
-has used its ticks it sends TERM to the check and its descendants, ``KILL_GRACE`` later KILL,
-and leaves a mark so the check reads as timed out (124, or 137 when KILL was needed), as
-coreutils ``timeout`` reports it. A check is never stopped before its limit, and at most a tick
-late. The watchdog also holds the batch to its whole budget, so no ``timeout`` process wraps
-the batch (see ``Command.limits_itself``); should the watchdog die, no further check starts.
+stderr redirected to files of its own, and the script waits for it. Its exit status and
+times are kept in shell variables (times come from ``read`` on ``/proc/uptime``, a shell
+builtin; a check ends when the next one starts). Time limits are enforced on the host by one
+watchdog per batch, a subshell that sleeps until the running check's deadline: then it sends
+TERM to the check and its descendants, ``KILL_GRACE`` later KILL, and leaves a mark so the
+check reads as timed out (124, or 137 when KILL was needed), as coreutils ``timeout`` reports
+it. A check is never stopped before its limit. The watchdog also holds the batch to its whole
+budget, so no ``timeout`` process wraps the batch (see ``Command.limits_itself``); should the
+watchdog die, no further check starts.
+
+The files are named by the batch's marker, in a directory of the login user's own on tmpfs
+that the first batch on a host makes (mode 700) and later batches reuse: one exec fewer each.
 
 Only when every check has run does the script print, after a random marker:
 
     MARKER times UPTIME0 i:rc:start:end ...      the checks that ran (uptime in 1/100 s)
     MARKER sizes, then ``wc -c`` of every file   total bytes of each stream
     MARKER data, then every file's first         raw, one after the other; the reader
-                  KEEP_BYTES (``head -q -c``)     splits them by the sizes it was told
+                  KEEP_BYTES                      splits them by the sizes it was told
     (a newline) MARKER end
 
-So a batch forks, besides the checks themselves, mkdir, wc, head and rm, and the watchdog's
-sleeps (one per tick: none finish in a batch of quick checks); pgrep only to stop a check that
-overran. A check's output never reaches the channel before every size is printed, and the data
-is read by length, so it cannot forge a frame. The reader gets the channel as text decoded
-with ``backslashreplace`` and recovers the exact bytes (see ``_exact``); the data must come to
-exactly the sizes announced, else only the checks that printed nothing are read from the batch,
-and the others run on their own (as do those of a batch whose output was cut short).
+Up to ``SHELL_BYTES`` of output in all is printed with shell builtins; more, by one
+``head -q -c``. So a batch forks, besides the checks themselves, wc and rm, the watchdog's
+sleep (one, when every check ends well within its limit), head only for larger outputs,
+mkdir only where the directory is not there yet, and pgrep only to stop a check that overran.
+A check's output never reaches the channel before every size is printed, and the data is read
+by length, so it cannot forge a frame. The reader gets the channel as text decoded with
+``backslashreplace`` and recovers the exact bytes (see ``_exact``); the data must come to
+exactly the sizes announced (a NUL byte, which the shell drops, fails that), else only the
+checks that printed nothing are read from the batch, and the others run on their own (as do
+those of a batch whose output was cut short).
 """
 
 from __future__ import annotations
@@ -41,10 +47,11 @@ from datetime import datetime, timedelta
 
 from oorfix.redact import Command
 from oorfix.results import CommandResult, Output
-from oorfix.transport.shell import TIMEOUT_KILLED_STATUS, TIMEOUT_STATUS, direct_argv, seconds
+from oorfix.transport.shell import TIMEOUT_KILLED_STATUS, TIMEOUT_STATUS, direct_argv
 
 KILL_GRACE = 2.0
-TICK = 0.1  # the watchdog's period: how late past its limit a check may be stopped
+# How late past its limit a check may be stopped (the watchdog's own latency), per check.
+SLACK = 0.2
 # Per check and stream: what is kept of the output. Checks print little; evidence is not batched.
 KEEP_BYTES = 16 * 1024
 FRAME = "@@oorfix-batch"
@@ -60,14 +67,16 @@ class BatchItem:
     timeout: float
 
 
-# Where a batch may keep its files: tmpfs first (creating twenty small files there costs
-# about half what it does on a disk), else /tmp. Created with mkdir -m 700, never reused.
-BATCH_PARENTS = ("/dev/shm", "/tmp")  # noqa: S108
-
-
-def batch_dirs(marker: str) -> tuple[str, ...]:
-    """The places the private directory of one batch may be on the host, in order."""
-    return tuple(f"{parent}/oorfix-batch-{marker}" for parent in BATCH_PARENTS)
+# Where a batch keeps its files, each named by its marker: on tmpfs (creating twenty small
+# files there costs about half what it does on a disk), in a directory of the login user's
+# own that the first batch makes with mode 700 and later ones reuse (making it costs an
+# exec). Should that name be taken by someone else (or the user's name be unusual), the
+# batch makes a directory of its own with mode 700, on tmpfs, else in /tmp.
+SHARED_PARENT = "/dev/shm"  # noqa: S108
+OWN_PARENTS = ("/dev/shm", "/tmp")  # noqa: S108
+# Total bytes of output the script prints with shell builtins (reading a file costs about a
+# system call a byte); more, and one `head` prints them all.
+SHELL_BYTES = 1024
 
 
 def new_marker() -> str:
@@ -75,26 +84,40 @@ def new_marker() -> str:
     return secrets.token_hex(8)
 
 
+def batch_globs(marker: str) -> tuple[str, ...]:
+    """Shell patterns that match the files of the batch ``marker``, wherever they are."""
+    own = (f"{parent}/oorfix-batch-{marker}/{marker}.*" for parent in OWN_PARENTS)
+    return (f"{SHARED_PARENT}/oorfix-*/{marker}.*", *own)
+
+
 def stop_command(marker: str) -> Command:
     """The command that stops the batch ``marker`` before its next check."""
-    folders = " ".join(shlex.quote(folder) for folder in batch_dirs(marker))
-    return Command(f'for d in {folders}; do [ -d "$d" ] && touch -- "$d/stop"; done; true')
+    # Only in a directory of the login user's own: another user's could hold a planted link.
+    patterns = batch_globs(marker)
+    found = " ".join(pattern.replace(f"{marker}.*", f"{marker}.w") for pattern in patterns)
+    return Command(
+        f'for f in {found}; do [ -e "$f" ] && [ -O "${{f%/*}}" ] && : >"${{f%.w}}.stop"; done; true'
+    )
 
 
 def budget(items: Sequence[BatchItem]) -> float:
     """Seconds the whole batch may take: every check's budget and grace, back to back."""
-    # A check may overrun its limit by a tick (and the watchdog's own latency) before TERM.
-    return sum(item.timeout + KILL_GRACE + 2 * TICK for item in items) + 5.0
+    return sum(item.timeout + KILL_GRACE + SLACK for item in items) + 5.0
 
 
-def _ticks(seconds: float) -> int:
-    """Watchdog ticks that cover ``seconds``: a check is never stopped before its limit."""
-    return max(1, math.ceil(seconds / TICK - 1e-9))
+def _hundredths(seconds: float) -> int:
+    """``seconds`` in the host's uptime steps, rounded up: a limit is never cut short."""
+    return max(1, math.ceil(seconds / UPTIME_RESOLUTION - 1e-9))
+
+
+def _limit(item: BatchItem) -> int:
+    # One step more: the start is read after the check was started, and uptime is floored.
+    return _hundredths(item.timeout) + 1
 
 
 # The script's own shell functions: a check whose first word is one of these (`w` is also
 # a program) must not call the function, so it runs through `sh -c`, which does not see them.
-_FUNCTIONS = frozenset({"k", "u", "w"})
+_FUNCTIONS = frozenset({"k", "u", "w", "x", "z"})
 
 
 def _check(index: int, item: BatchItem) -> str:
@@ -102,63 +125,94 @@ def _check(index: int, item: BatchItem) -> str:
     if direct is not None and direct.split(" ", 1)[0] in _FUNCTIONS:
         direct = None
     run = direct if direct is not None else f"sh -c {shlex.quote(item.command.text)}"
-    files = f'>"$d/{index}.o" 2>"$d/{index}.e" </dev/null'
-    return f'[ -e "$stop" ] || {{ i={index}; {run} {files} & w $! {_ticks(item.timeout)}; }}'
+    files = f'>"$p.{index}.o" 2>"$p.{index}.e" </dev/null'
+    return f'[ -e "$stop" ] || {{ i={index}; {run} {files} & w $! {_limit(item)}; }}'
 
 
-# The watchdog reads the running check's "ticks pid index" from $d/w on every tick; a new
-# line restarts its count. `k` signals a process's descendants (found with pgrep: an exec
-# only when a check overran its limit), deepest first, then the process: once a parent is
-# gone, its children are no longer found by their parent.
+# The watchdog sleeps until the running check's deadline, "DEADLINE pid index" in $p.w
+# (in uptime hundredths), and no longer than the shortest limit of any check (one started
+# meanwhile may have that limit), nor past the batch's deadline $B. A quick batch thus costs
+# it one `sleep`. At the deadline it sends TERM, and leaves the mark `k` reads as a time-out;
+# KILL_GRACE later KILL. `k` signals a process's descendants (found with pgrep: an exec only
+# when a check overran its limit), deepest first, then the process: once a parent is gone,
+# its children are no longer found by their parent. The sleep runs in the background, so
+# the TERM that ends the watchdog ends it too.
 _WATCHDOG = (
+    "trap 'kill $s 2>/dev/null; exit' TERM; s=; f=; "
     "k() { for x in $(pgrep -P $2); do k $1 $x; done; kill -$1 $2 2>/dev/null; }; "
-    # A `sleep` without fractions (some busybox builds) ticks once a second, counting for 10.
-    "p=@TICK@; q=1; sleep $p 2>/dev/null || { p=1; q=@PER@; }; "
-    'o=; t=0; a=0; while sleep $p; do l=; read l <"$d/w" 2>/dev/null; a=$((a + q)); '
+    # Its copy of the list of files is the one at its start: every file of the batch, then.
+    'Z() { LC_ALL=C rm -rf -- "$p".* $y; }; '
+    'while :; do l=; read l <"$p.w" 2>/dev/null; u; '
     # The batch's shell gone (killed, or dead of a write to a closed channel): stop the
-    # running check, remove the directory and end, rather than tick on.
-    'kill -0 $$ 2>/dev/null || { [ -z "$l" ] || { set -- $l; k TERM $2; }; rm -rf "$d"; exit; }; '
+    # running check, remove the files and end.
+    'kill -0 $$ 2>/dev/null || { [ -z "$l" ] || { set -- $l; k TERM $2; }; Z; exit; }; '
     # The whole batch over its budget (which no check within its own limit reaches).
-    '[ $a -lt @BUDGET@ ] || { [ -z "$l" ] || { set -- $l; k KILL $2; }; kill -KILL $$; '
-    'rm -rf "$d"; exit; }; '
-    '[ "$l" = "$o" ] || { o=$l; t=0; }; [ -n "$l" ] || continue; t=$((t + q)); '
-    "set -- $l; if [ $t -ge $(($1 + @GRACE@)) ]; then k KILL $2; "
-    'elif [ ! -e "$d/k$3" ] && [ $t -ge $1 ]; then : >"$d/k$3"; k TERM $2; fi; done'
+    '[ $n -lt $B ] || { [ -z "$l" ] || { set -- $l; k KILL $2; }; kill -KILL $$; Z; exit; }; '
+    'd=$((n + @SHORTEST@)); if [ -n "$l" ]; then set -- $l; e=$(($1 + @GRACE@)); '
+    "if [ $n -ge $e ]; then k KILL $2; "
+    'elif [ $n -ge $1 ]; then [ -e "$p.k$3" ] || { : >"$p.k$3"; k TERM $2; }; '
+    "[ $d -le $e ] || d=$e; else [ $d -le $1 ] || d=$1; fi; fi; "
+    "[ $d -le $B ] || d=$B; t=$((d - n)); "
+    # A `sleep` without fractions (some busybox builds) fails at once: then whole seconds.
+    'if [ -z "$f" ]; then LC_ALL=C sleep $((t / 100)).$((t / 10 % 10))$((t % 10)) & s=$!; '
+    "wait $s; [ $? -ne 1 ] || f=1; "
+    "else LC_ALL=C sleep $(((t + 99) / 100)) & s=$!; wait $s; fi; done"
 )
-# `w PID TICKS` arms the watchdog, waits for the check, disarms the watchdog, and notes the
-# status (marked as a time-out when the watchdog stopped the check) and the check's start
-# (the end of the one before) and end. A watchdog found dead starts no further check.
+# `w PID LIMIT` notes the check's start, arms the watchdog, waits for the check, disarms the
+# watchdog, and notes the status (marked as a time-out when the watchdog stopped the check);
+# a check's end is noted when the next one starts, the last one's after it. A watchdog found
+# dead starts no further check. `x FILE` prints a file with builtins only; `z` removes the
+# batch's files (`Z` in the watchdog).
 _HELPERS = (
     "u() { n=; read n _ 2>/dev/null </proc/uptime; n=${n%.*}${n#*.}; }; "
-    'w() { echo "$2 $1 $i" >"$d/w"; wait $1 2>/dev/null; r=$?; : >"$d/w"; u; '
-    'if [ -e "$d/k$i" ]; then [ $r = 137 ] || r=124; fi; '
-    'T="$T $i:$r:$s:$n"; s=$n; F="$F $d/$i.o $d/$i.e"; kill -0 $W 2>/dev/null || : >"$stop"; }'
+    'w() { u; [ -z "$T" ] || T="$T:$n"; echo "$((n + $2)) $1 $i" >"$p.w"; '
+    'wait $1 2>/dev/null; r=$?; : >"$p.w"; '
+    'if [ -e "$p.k$i" ]; then K="$K $p.k$i"; [ $r = 137 ] || r=124; fi; '
+    'T="$T $i:$r:$n"; F="$F $p.$i.o $p.$i.e"; kill -0 $W 2>/dev/null || : >"$stop"; }; '
+    'x() { l=; while IFS= read -r l; do printf \'%s\\n\' "$l"; l=; done <"$1"; '
+    'printf %s "$l"; }'
 )
 
 
 def script(items: Sequence[BatchItem], marker: str) -> str:
     """The shell script that runs every item in order, then reports them all."""
-    # The batch's directory is named by its marker, so the engine can drop a stop file in it
-    # from another session; mkdir refuses a directory that already exists (or a link).
-    shm, tmp = (shlex.quote(folder) for folder in batch_dirs(marker))
     frame = f"{FRAME} {marker}"
-    watchdog = (
-        _WATCHDOG.replace("@TICK@", seconds(TICK))
-        .replace("@PER@", str(_ticks(1.0)))
-        .replace("@GRACE@", str(_ticks(KILL_GRACE)))
-        .replace("@BUDGET@", str(_ticks(budget(items))))
+    shm, tmp = (shlex.quote(f"{parent}/oorfix-batch-{marker}") for parent in OWN_PARENTS)
+    watchdog = _WATCHDOG.replace("@SHORTEST@", str(min(map(_limit, items), default=1))).replace(
+        "@GRACE@", str(_hundredths(KILL_GRACE))
     )
+    # The login user's directory, when it is a directory of theirs and no link; else one of
+    # the batch's own (mkdir refuses a name that exists, a link included), removed at the end.
+    # The script's own programs run in the C locale: loading another costs each an exec's
+    # worth of system calls, and their output is read by a program.
+    place = (
+        f"b={SHARED_PARENT}/oorfix-$LOGNAME; y=; case $LOGNAME in ''|*[!A-Za-z0-9._-]*) b=;; esac; "
+        '[ -n "$b" ] && { [ -d "$b" ] && [ -O "$b" ] && [ ! -h "$b" ] || '
+        'LC_ALL=C mkdir -m 700 "$b" 2>/dev/null; } || '
+        f'{{ y={shm}; mkdir -m 700 "$y" 2>/dev/null || '
+        f'{{ y={tmp}; mkdir -m 700 "$y" || exit 97; }}; b=$y; }}'
+    )
+    # Without /proc/uptime (not Linux) there is no clock for the limits: the checks then
+    # run on their own, each under `timeout`.
     setup = (
-        f'd={shm}; mkdir -m 700 "$d" 2>/dev/null || {{ d={tmp}; mkdir -m 700 "$d" || exit 97; }}; '
-        f'stop="$d/stop"; : >"$d/w"; '
+        f'{_HELPERS}; u; [ -n "$n" ] || exit 97; u0=$n; B=$((n + {_hundredths(budget(items))})); '
+        f'{place}; p="$b/{marker}"; stop="$p.stop"; : >"$p.w"; '
+        # Its own files by name: a pattern would read the whole shared directory.
+        'K=; z() { LC_ALL=C rm -rf -- "$p.w" "$p.stop" $F $K $y; }; '
         f"( {watchdog} ) </dev/null >/dev/null 2>&1 & W=$!; "
-        "trap 'kill $W 2>/dev/null; rm -rf \"$d\"' EXIT; "
-        f'{_HELPERS}; T=""; F=""; u; u0=$n; s=$n'
+        "trap 'kill $W 2>/dev/null; z' EXIT; "
+        'T=""; F=""'
     )
+    # The sizes, then the data: up to SHELL_BYTES in all printed by `x`, else by `head`.
     report = (
+        '[ -z "$T" ] || { u; T="$T:$n"; }; '
         f"printf '%s times %s%s\\n' '{frame}' \"$u0\" \"$T\"; "
-        f"if [ -n \"$F\" ]; then printf '%s sizes\\n' '{frame}'; wc -c $F; "
-        f"printf '%s data\\n' '{frame}'; head -q -c {KEEP_BYTES} $F; fi; "
+        'if [ -n "$F" ]; then s=$(LC_ALL=C wc -c $F); '
+        f"printf '%s sizes\\n%s\\n%s data\\n' '{frame}' \"$s\" '{frame}'; "
+        "set -- $s; [ $# -lt 2 ] || shift $(($# - 2)); "
+        f'if [ "$1" -le {SHELL_BYTES} ] 2>/dev/null; then '
+        'for f in $F; do [ ! -s "$f" ] || x "$f"; done; '
+        f"else LC_ALL=C head -q -c {KEEP_BYTES} $F; fi; fi; "
         f"printf '\\n%s end\\n' '{frame}'"
     )
     return "; ".join([setup, *(_check(i, item) for i, item in enumerate(items)), report])
@@ -203,12 +257,12 @@ def _ran(entries: Sequence[str], count: int) -> list[_Ran]:
     return ran
 
 
-def _sizes(lines: Sequence[str]) -> dict[str, int]:
+def _sizes(lines: Sequence[str], marker: str) -> dict[str, int]:
     """``wc -c`` lines as file name (``3.o``) -> total bytes; the ``total`` line is skipped."""
     sizes = {}
     for line in lines:
         count, _, path = line.strip().partition(" ")
-        name = path.rsplit("/", 1)[-1]
+        name = path.rsplit("/", 1)[-1].removeprefix(f"{marker}.")
         if count.isdigit() and name.endswith((".o", ".e")):
             sizes[name] = int(count)
     return sizes
@@ -272,20 +326,22 @@ def parse(
         return results
     fields = sections["times"][0]
     clock = _Clock(_uptime(fields[0]) if fields else None, sent)
-    sizes = _sizes(sections.get("sizes", ([], []))[1])
+    sizes = _sizes(sections.get("sizes", ([], []))[1], marker)
     ran = _ran(fields[1:], len(items))
-    totals = [(sizes.get(f"{r.index}.o", 0), sizes.get(f"{r.index}.e", 0)) for r in ran]
-    kept = sum(min(total, KEEP_BYTES) for pair in totals for total in pair)
+    totals = [(sizes.get(f"{r.index}.o"), sizes.get(f"{r.index}.e")) for r in ran]
+    known = all(total is not None for pair in totals for total in pair)
+    kept = sum(min(total or 0, KEEP_BYTES) for pair in totals for total in pair)
     # A cut (bounded capture) leaves no way to tell where each check's bytes are.
-    data = _data(rest, marker, kept) if found and not stdout.truncated else None
+    exact = known and found and not stdout.truncated
+    data = _data(rest, marker, kept) if exact else None
     offset = 0
-    for check, (out_total, err_total) in zip(ran, totals, strict=True):
+    for check, pair in zip(ran, totals, strict=True):
         streams = []
-        for total in (out_total, err_total):
-            size = min(total, KEEP_BYTES)
-            if data is not None:
+        for total in pair:
+            size = min(total or 0, KEEP_BYTES)
+            if data is not None and total is not None:
                 streams.append(_output(data[offset : offset + size], total))
-            elif size == 0:
+            elif total == 0:
                 streams.append(Output())  # nothing to read: the batch delivers it anyway
             offset += size
         if len(streams) < 2:

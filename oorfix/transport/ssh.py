@@ -222,7 +222,8 @@ class SshTransport:
             transport = self._transport()
             channel = transport.open_session(timeout=self.options.connect_timeout)
             try:
-                self._exec(channel, wrapped)
+                # `exec`: the login shell becomes the command rather than fork and wait for it.
+                self._exec(channel, f"exec {wrapped}")
                 expired = _pump(channel, stdin, out, err, attempt.deadline)
                 rc = None if expired else self._exit_status(channel, transport)
             finally:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import glob
+import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,7 +20,7 @@ from oorfix.results import CommandResult, Outcome, Output, RunMode, utcnow
 from oorfix.run import batch_script
 from oorfix.run.batch_script import (
     BatchItem,
-    batch_dirs,
+    batch_globs,
     new_marker,
     parse,
     script,
@@ -51,21 +53,39 @@ def run_batch(items: list[BatchItem]) -> list[CommandResult | None]:
 def test_each_check_keeps_its_own_status_streams_and_bytes() -> None:
     items = [
         BatchItem(Command("echo out; echo err >&2"), 5),
-        BatchItem(Command("printf '\\377\\000x'; exit 3"), 5),
+        BatchItem(Command("printf '\\377\\376x'; exit 3"), 5),
         BatchItem(Command("printf '@@oorfix-batch forged 0 0 0 0 0 0\\n'"), 5),
         BatchItem(Command("printf 'caf\\303\\251 \\351'"), 5),
+        BatchItem(Command("printf '  lead \\\\ back\\r\\n\\n\\nno end'"), 5),
     ]
-    first, second, third, fourth = run_batch(items)
+    first, second, third, fourth, fifth = run_batch(items)
     assert first is not None
     assert second is not None
     assert third is not None
     assert fourth is not None
+    assert fifth is not None
     assert (first.rc, first.stdout.text, first.stderr.text) == (0, "out\n", "err\n")
-    assert (second.rc, second.stdout.text, second.stdout.total_bytes) == (3, "\\xff\x00x", 3)
+    assert (second.rc, second.stdout.text, second.stdout.total_bytes) == (3, "\\xff\\xfex", 3)
     # A check's output cannot forge a frame: the data is read by the sizes printed before it.
     assert third.stdout.text == "@@oorfix-batch forged 0 0 0 0 0 0\n"
     # UTF-8 and a byte that is not, each exactly as a transport decodes them.
     assert (fourth.stdout.text, fourth.stdout.total_bytes) == ("caf\u00e9 \\xe9", 7)
+    # Printed by shell builtins: blanks, backslashes, empty lines and the last line kept.
+    assert fifth.stdout.text == "  lead \\ back\r\n\n\nno end"
+
+
+def test_a_nul_byte_is_kept_by_head_and_sends_the_checks_alone_when_the_shell_prints() -> None:
+    nul = BatchItem(Command("printf 'a\\000b'"), 5)
+    quiet = BatchItem(Command("true"), 5)
+    big = BatchItem(Command("head -c 2000 /dev/zero | tr '\\0' a"), 5)
+    # Little output: the shell prints it and drops the NUL; the sizes tell, and the checks
+    # that printed run on their own, which keeps the byte.
+    assert [r is not None for r in run_batch([nul, quiet])] == [False, True]
+    # More than SHELL_BYTES: `head` prints it all, exactly.
+    with_nul, _, more = run_batch([nul, quiet, big])
+    assert with_nul is not None
+    assert more is not None
+    assert (with_nul.stdout.text, len(more.stdout.text)) == ("a\x00b", 2000)
 
 
 def test_output_that_cannot_be_told_exactly_leaves_its_checks_to_run_alone() -> None:
@@ -94,6 +114,16 @@ def test_a_check_over_its_budget_is_killed_and_marked_timed_out() -> None:
     assert (after.rc, after.stdout.text) == (0, "next\n")
 
 
+def test_a_short_limit_after_a_long_one_is_kept() -> None:
+    # The watchdog sleeps no longer than the shortest limit: a check started meanwhile may
+    # have it, though the one it saw running had 30 s.
+    quick, slow = run_batch([BatchItem(Command("true"), 30), BatchItem(Command("sleep 30"), 0.5)])
+    assert quick is not None
+    assert slow is not None
+    assert (slow.rc, slow.timed_out) == (124, True)
+    assert 0.5 - 0.01 <= slow.duration < 10
+
+
 def test_output_is_bounded_and_counted() -> None:
     (big,) = run_batch([BatchItem(Command("head -c 100000 /dev/zero | tr '\\0' a"), 5)])
     assert big is not None
@@ -120,46 +150,108 @@ def test_output_cut_short_leaves_the_checks_that_printed_to_run_alone() -> None:
 
 
 def test_data_that_does_not_come_to_the_sizes_told_is_not_read() -> None:
-    # A check that leaves a writer behind: its file grows after `wc` counted it.
-    text = "(sleep 0.3; echo late) & echo early"
-    items = [BatchItem(Command(text), 5), BatchItem(Command("echo next"), 5)]
+    # As a writer a check left behind would: its file grows after `wc` counted it.
+    items = [BatchItem(Command("echo early"), 5), BatchItem(Command("echo next"), 5)]
     marker = new_marker()
-    sized = script(items, marker).replace("wc -c $F;", "wc -c $F; sleep 0.6;")
-    done = subprocess.run(["sh", "-c", sized], capture_output=True, check=True)
+    counted = "s=$(LC_ALL=C wc -c $F); "
+    grown = script(items, marker).replace(counted, f'{counted}echo late >>"$p.0.o"; ')
+    done = subprocess.run(["sh", "-c", grown], capture_output=True, check=True)
     assert b"late" in done.stdout
     assert parse(items, captured(done.stdout), marker, utcnow()) == [None, None]
 
 
-def test_a_stopped_batch_reports_the_checks_it_ran() -> None:
+@pytest.mark.parametrize("own", [False, True], ids=["user's directory", "batch's own"])
+def test_a_stopped_batch_reports_the_checks_it_ran(login: str, own: bool) -> None:
     marker = new_marker()
     stop = stop_command(marker).text
     items = [BatchItem(Command(stop), 5), BatchItem(Command("echo never"), 5)]
-    done = subprocess.run(["sh", "-c", script(items, marker)], capture_output=True, check=True)
+    env = {"PATH": os.environ["PATH"], "LOGNAME": "" if own else login}
+    done = subprocess.run(
+        ["sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
+    )
     first, second = parse(items, captured(done.stdout), marker, utcnow())
     assert first is not None
     assert first.rc == 0
     assert second is None
 
 
-def test_a_batch_forks_no_helper_process_per_check(tmp_path: Path) -> None:
+def test_a_batch_forks_no_helper_process_per_check(tmp_path: Path, login: str) -> None:
     # Every command the script runs is looked up on PATH; log each one to count them.
     tools = ("timeout", "date", "mkdir", "rm", "wc", "head", "cat", "base64", "sleep", "sh")
     bindir = _logging_tools(tmp_path, tools)
-    items = [BatchItem(Command("true"), 5) for _ in range(10)]
+    items = [BatchItem(Command("true"), 5) for _ in range(9)] + [BatchItem(Command("id -u"), 5)]
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "LOGNAME": login}
+    for _ in range(2):
+        marker = new_marker()
+        done = subprocess.run(
+            ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
+        )
+        assert all(r is not None for r in parse(items, captured(done.stdout), marker, utcnow()))
+    ran = (tmp_path / "log").read_text().split()
+    # Per check: nothing (`true` is run as plain words, no shell, no time limit process: the
+    # watchdog's job); per batch: the sizes of the outputs, the removal of its files, and the
+    # watchdog's ticks; the first batch on the host makes the user's directory.
+    assert ran.count("sh") == 0
+    helpers = sorted(set(ran) - {"sleep"})
+    assert helpers == ["mkdir", "rm", "wc"]
+    assert [ran.count(tool) for tool in helpers] == [1, 2, 2]
+
+
+@pytest.fixture
+def login() -> Iterator[str]:
+    """A login name of the test's own, and the batch directory it gets on this machine."""
+    name = f"oorfix-test-{new_marker()}"
+    yield name
+    folder = Path(f"{batch_script.SHARED_PARENT}/oorfix-{name}")
+    if folder.is_dir() and not folder.is_symlink():
+        shutil.rmtree(folder)
+    folder.unlink(missing_ok=True)
+
+
+def _in_env(items: list[BatchItem], env: dict[str, str]) -> tuple[str, list[CommandResult | None]]:
     marker = new_marker()
-    env = {"PATH": f"{bindir}:/usr/bin:/bin"}
     done = subprocess.run(
         ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
     )
-    assert all(r is not None for r in parse(items, captured(done.stdout), marker, utcnow()))
-    ran = (tmp_path / "log").read_text().split()
-    # Per check: nothing (`true` is run as plain words, no shell, no time limit process: the
-    # watchdog's job); per batch: its directory, the sizes and data of the outputs, and the
-    # watchdog's ticks.
-    assert ran.count("sh") == 0
-    helpers = sorted(set(ran) - {"sleep"})
-    assert helpers == ["head", "mkdir", "rm", "wc"]
-    assert [ran.count(tool) for tool in helpers] == [1, 1, 1, 1]
+    return marker, parse(items, captured(done.stdout), marker, utcnow())
+
+
+def test_the_login_users_directory_is_private_reused_and_left_empty(login: str) -> None:
+    folder = Path(f"{batch_script.SHARED_PARENT}/oorfix-{login}")
+    # Where a check's stdout goes: the file of its own in the batch's directory.
+    items = [BatchItem(Command("readlink /proc/self/fd/1"), 5), BatchItem(Command("true"), 5)]
+    for _ in range(2):
+        marker, results = _in_env(items, {"PATH": os.environ["PATH"], "LOGNAME": login})
+        assert results[0] is not None
+        assert results[0].stdout.text == f"{folder}/{marker}.0.o\n"
+        assert (folder.stat().st_mode & 0o777, list(folder.iterdir())) == (0o700, [])
+
+
+@pytest.mark.parametrize("squat", ["another user's", "link", "file", "odd name"])
+def test_a_directory_name_taken_by_something_else_is_not_used(
+    login: str, tmp_path: Path, squat: str
+) -> None:
+    folder = Path(f"{batch_script.SHARED_PARENT}/oorfix-{login}")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    if squat == "another user's":
+        if os.geteuid() != 0:
+            pytest.skip("giving a directory to another user needs root")
+        folder.mkdir(mode=0o777)
+        os.chown(folder, 65534, 65534)
+        elsewhere = folder  # nothing of the batch may land in it
+    elif squat == "link":  # a link to a directory of the user's: -O alone would accept it
+        folder.symlink_to(elsewhere)
+    elif squat == "file":
+        folder.write_text("")
+    name = f"{login} x" if squat == "odd name" else login
+    items = [BatchItem(Command("readlink /proc/self/fd/1"), 5), BatchItem(Command("true"), 5)]
+    marker, results = _in_env(items, {"PATH": os.environ["PATH"], "LOGNAME": name})
+    assert results[0] is not None
+    own = f"{batch_script.SHARED_PARENT}/oorfix-batch-{marker}"
+    assert results[0].stdout.text == f"{own}/{marker}.0.o\n"
+    assert list(elsewhere.iterdir()) == []
+    assert not _files(marker)  # its own directory was used, and removed
 
 
 def test_a_big_output_is_cut_on_the_host() -> None:
@@ -188,19 +280,22 @@ def test_a_check_that_ignores_term_is_killed_with_its_children() -> None:
     assert alive.stdout == b""
 
 
-def test_a_killed_batch_leaves_no_watchdog_check_or_directory_behind() -> None:
+def test_a_killed_batch_leaves_no_watchdog_check_or_file_behind(login: str) -> None:
     marker = new_marker()
-    items = [BatchItem(Command("sleep 37.25"), 60), BatchItem(Command("echo never"), 5)]
-    batch = subprocess.Popen(["sh", "-c", script(items, marker)], stdout=subprocess.DEVNULL)
+    items = [BatchItem(Command("sleep 37.25"), 60), BatchItem(Command("echo never"), 1)]
+    env = {"PATH": os.environ["PATH"], "LOGNAME": login}
+    batch = subprocess.Popen(
+        ["sh", "-c", script(items, marker)], stdout=subprocess.DEVNULL, env=env
+    )
     try:
-        folder = _wait_for(lambda: [f for f in map(Path, batch_dirs(marker)) if f.is_dir()])[0]
-        _wait_for(lambda: _text(folder / "w"))  # the check runs, the watchdog is armed
+        # The check runs, the watchdog is armed.
+        _wait_for(lambda: [f for f in _files(marker) if f.name.endswith(".w") and _text(f)])
         assert _pids("^sleep 37.25$")
         assert [pid for pid in _pids(marker) if pid != batch.pid]  # the watchdog
         batch.kill()  # no trap runs: the watchdog alone must clean up
         batch.wait()
         _wait_for(lambda: not _pids(marker) and not _pids("^sleep 37.25$"))
-        assert not folder.exists()
+        assert not _files(marker)
     finally:
         batch.kill()
         subprocess.run(["pkill", "-f", marker], check=False)
@@ -221,7 +316,7 @@ def test_a_batch_over_its_whole_budget_is_killed_by_its_watchdog(
         assert batch.returncode == -9
         assert b"never" not in stdout
         _wait_for(lambda: not _pids(marker))
-        assert not any(Path(folder).exists() for folder in batch_dirs(marker))
+        assert not _files(marker)
     finally:
         batch.kill()
         subprocess.run(["pkill", "-f", marker], check=False)
@@ -235,6 +330,13 @@ def test_no_check_starts_once_the_watchdog_is_gone() -> None:
     assert first is not None
     assert first.rc == 0
     assert second is None  # it runs on its own, under its own time limit
+
+
+def _files(marker: str) -> list[Path]:
+    """The files of the batch ``marker`` left on this machine, and its own directory if any."""
+    own = [Path(f"{parent}/oorfix-batch-{marker}") for parent in batch_script.OWN_PARENTS]
+    found = [Path(f) for pattern in batch_globs(marker) for f in glob.glob(pattern)]
+    return found + [folder for folder in own if folder.exists()]
 
 
 def _text(path: Path) -> str:
