@@ -96,7 +96,8 @@ def stop_command(marker: str) -> Command:
     patterns = batch_globs(marker)
     found = " ".join(pattern.replace(f"{marker}.*", f"{marker}.w") for pattern in patterns)
     return Command(
-        f'for f in {found}; do [ -e "$f" ] && [ -O "${{f%/*}}" ] && : >"${{f%.w}}.stop"; done; true'
+        f'for f in {found}; do [ -e "$f" ] && [ -O "${{f%/*}}" ] && true >"${{f%.w}}.stop"; '
+        "done; true"
     )
 
 
@@ -138,8 +139,16 @@ def _check(index: int, item: BatchItem) -> str:
 # its children are no longer found by their parent. The sleep runs in the background, so
 # the TERM that ends the watchdog ends it too.
 _WATCHDOG = (
-    "trap 'kill $s 2>/dev/null; exit' TERM; s=; f=; "
-    "k() { for x in $(pgrep -P $2); do k $1 $x; done; kill -$1 $2 2>/dev/null; }; "
+    # `S T` sleeps T hundredths, in the background so that a TERM ends the wait at once. A
+    # `sleep` without fractions (some busybox builds) fails at once: then whole seconds.
+    'S() { if [ -z "$f" ]; then LC_ALL=C sleep $(($1 / 100)).$(($1 / 10 % 10))$(($1 % 10)) & '
+    "s=$!; wait $s; [ $? -ne 1 ] || f=1; else LC_ALL=C sleep $((($1 + 99) / 100)) & s=$!; "
+    "wait $s; fi; }; s=; f=; "
+    # Ended with the batch: what TERM reached and ignored still gets KILL at the grace's end.
+    'trap \'kill $s 2>/dev/null; [ -z "$g" ] || { u; [ $n -ge $h ] || S $((h - n)); '
+    "kill -KILL $g 2>/dev/null; }; exit' TERM; "
+    "k() { for x in $(pgrep -P $2); do k $1 $x; done; kill -$1 $2 2>/dev/null; "
+    '[ $1 != TERM ] || g="$g $2"; }; g=; h=; '
     # Its copy of the list of files is the one at its start: every file of the batch, then.
     'Z() { LC_ALL=C rm -rf -- "$p".* $y; }; '
     'while :; do l=; read l <"$p.w" 2>/dev/null; u; '
@@ -148,15 +157,14 @@ _WATCHDOG = (
     'kill -0 $$ 2>/dev/null || { [ -z "$l" ] || { set -- $l; k TERM $2; }; Z; exit; }; '
     # The whole batch over its budget (which no check within its own limit reaches).
     '[ $n -lt $B ] || { [ -z "$l" ] || { set -- $l; k KILL $2; }; kill -KILL $$; Z; exit; }; '
-    'd=$((n + @SHORTEST@)); if [ -n "$l" ]; then set -- $l; e=$(($1 + @GRACE@)); '
+    # What TERM reached and ignored (the check's parent may be gone with it) gets KILL.
+    '[ -z "$g" ] || [ $n -lt $h ] || { kill -KILL $g 2>/dev/null; g=; }; '
+    'd=$((n + @SHORTEST@)); [ -z "$g" ] || [ $d -le $h ] || d=$h; '
+    'if [ -n "$l" ]; then set -- $l; e=$(($1 + @GRACE@)); '
     "if [ $n -ge $e ]; then k KILL $2; "
-    'elif [ $n -ge $1 ]; then [ -e "$p.k$3" ] || { : >"$p.k$3"; k TERM $2; }; '
+    'elif [ $n -ge $1 ]; then [ -e "$p.k$3" ] || { true >"$p.k$3"; k TERM $2; h=$e; }; '
     "[ $d -le $e ] || d=$e; else [ $d -le $1 ] || d=$1; fi; fi; "
-    "[ $d -le $B ] || d=$B; t=$((d - n)); "
-    # A `sleep` without fractions (some busybox builds) fails at once: then whole seconds.
-    'if [ -z "$f" ]; then LC_ALL=C sleep $((t / 100)).$((t / 10 % 10))$((t % 10)) & s=$!; '
-    "wait $s; [ $? -ne 1 ] || f=1; "
-    "else LC_ALL=C sleep $(((t + 99) / 100)) & s=$!; wait $s; fi; done"
+    "[ $d -le $B ] || d=$B; S $((d - n)); done"
 )
 # `w PID LIMIT` notes the check's start, arms the watchdog, waits for the check, disarms the
 # watchdog, and notes the status (marked as a time-out when the watchdog stopped the check);
@@ -166,9 +174,9 @@ _WATCHDOG = (
 _HELPERS = (
     "u() { n=; read n _ 2>/dev/null </proc/uptime; n=${n%.*}${n#*.}; }; "
     'w() { u; [ -z "$T" ] || T="$T:$n"; echo "$((n + $2)) $1 $i" >"$p.w"; '
-    'wait $1 2>/dev/null; r=$?; : >"$p.w"; '
-    'if [ -e "$p.k$i" ]; then K="$K $p.k$i"; [ $r = 137 ] || r=124; fi; '
-    'T="$T $i:$r:$n"; F="$F $p.$i.o $p.$i.e"; kill -0 $W 2>/dev/null || : >"$stop"; }; '
+    'wait $1 2>/dev/null; r=$?; true >"$p.w"; '
+    'if [ -e "$p.k$i" ]; then [ $r = 137 ] || r=124; fi; '
+    'T="$T $i:$r:$n"; F="$F $p.$i.o $p.$i.e"; kill -0 $W 2>/dev/null || true >"$stop"; }; '
     'x() { l=; while IFS= read -r l; do printf \'%s\\n\' "$l"; l=; done <"$1"; '
     'printf %s "$l"; }'
 )
@@ -177,6 +185,7 @@ _HELPERS = (
 def script(items: Sequence[BatchItem], marker: str) -> str:
     """The shell script that runs every item in order, then reports them all."""
     frame = f"{FRAME} {marker}"
+    marks = " ".join(f'"$p.k{index}"' for index in range(len(items)))
     shm, tmp = (shlex.quote(f"{parent}/oorfix-batch-{marker}") for parent in OWN_PARENTS)
     watchdog = _WATCHDOG.replace("@SHORTEST@", str(min(map(_limit, items), default=1))).replace(
         "@GRACE@", str(_hundredths(KILL_GRACE))
@@ -196,9 +205,10 @@ def script(items: Sequence[BatchItem], marker: str) -> str:
     # run on their own, each under `timeout`.
     setup = (
         f'{_HELPERS}; u; [ -n "$n" ] || exit 97; u0=$n; B=$((n + {_hundredths(budget(items))})); '
-        f'{place}; p="$b/{marker}"; stop="$p.stop"; : >"$p.w"; '
-        # Its own files by name: a pattern would read the whole shared directory.
-        'K=; z() { LC_ALL=C rm -rf -- "$p.w" "$p.stop" $F $K $y; }; '
+        f'{place}; p="$b/{marker}"; stop="$p.stop"; true >"$p.w"; '
+        # Its own files by name (a pattern would read the whole shared directory), a mark the
+        # watchdog may leave for any check included.
+        f'z() {{ LC_ALL=C rm -rf -- "$p.w" "$p.stop" $F {marks} $y; }}; '
         f"( {watchdog} ) </dev/null >/dev/null 2>&1 & W=$!; "
         "trap 'kill $W 2>/dev/null; z' EXIT; "
         'T=""; F=""'
@@ -276,14 +286,13 @@ def _exact(text: str, size: int) -> bytes | None:
     """The ``size`` bytes the host sent, from their ``backslashreplace`` decoding; None when
     that is not what arrived, or the bytes cannot be told for sure."""
     data = text.encode()
-    if len(data) == size:
-        return data  # nothing was escaped: each escaped byte reads as four
-    # When the excess is three for every escape-like sequence, each one of them is an escape
-    # (a check may also print the text "\xff", and then which is which cannot be told).
+    # Each escaped byte reads as four: the excess must be three for every escape-like
+    # sequence, each of them then an escape. No other count is trusted: a check may print the
+    # text "\xff", and the shell drops NUL bytes, which could make up for escapes.
     escapes = len(_ESCAPE.findall(data))
-    if escapes and len(data) - size == 3 * escapes:
-        return _ESCAPE.sub(lambda m: bytes((int(m[1], 16),)), data)
-    return None
+    if len(data) - size != 3 * escapes:
+        return None
+    return _ESCAPE.sub(lambda m: bytes((int(m[1], 16),)), data) if escapes else data
 
 
 @dataclass(frozen=True)

@@ -89,10 +89,8 @@ def test_a_nul_byte_is_kept_by_head_and_sends_the_checks_alone_when_the_shell_pr
 
 
 def test_output_that_cannot_be_told_exactly_leaves_its_checks_to_run_alone() -> None:
-    # The text of an escape, with no byte that is not UTF-8: exact.
-    (text,) = run_batch([BatchItem(Command("printf '\\\\xe9'"), 5)])
-    assert text is not None
-    assert text.stdout.text == "\\xe9"
+    # The text of an escape: it could as well be a byte that is not UTF-8.
+    assert run_batch([BatchItem(Command("printf '\\\\xe9'"), 5)]) == [None]
     # A byte that is not UTF-8 and the text of an escape: decoded, both read "\xe9", and
     # which one is the byte cannot be told. The quiet check is still delivered.
     items = [
@@ -101,6 +99,13 @@ def test_output_that_cannot_be_told_exactly_leaves_its_checks_to_run_alone() -> 
         BatchItem(Command("true"), 5),
     ]
     assert [r is not None for r in run_batch(items)] == [False, False, True]
+    # Three NUL bytes the shell drops and a byte that reads as four: the sizes add up, the
+    # boundary between the checks would not.
+    items = [
+        BatchItem(Command("printf 'a\\000\\000\\000bc'"), 5),
+        BatchItem(Command("printf '\\377XY'"), 5),
+    ]
+    assert run_batch(items) == [None, None]
 
 
 def test_a_check_over_its_budget_is_killed_and_marked_timed_out() -> None:
@@ -268,6 +273,33 @@ def test_a_big_output_is_cut_on_the_host() -> None:
         16 * 1024,
     )
     assert small.stdout.text.strip().isdigit()
+
+
+def test_what_term_reached_is_killed_after_the_grace_though_the_check_died() -> None:
+    # The check's own shell dies of TERM; the child it leaves ignores TERM.
+    text = "(trap '' TERM; exec sleep 38.5); echo never"
+    (check,) = run_batch([BatchItem(Command(text), 0.2)])
+    assert check is not None
+    assert (check.rc, check.timed_out) == (124, True)
+    _wait_for(lambda: not _pids("^sleep 38.5$"))
+
+
+def test_the_watchdog_outlives_a_mark_it_cannot_write(login: str) -> None:
+    # A redirection that fails ends a shell when it is a special builtin's (`:`).
+    marker = new_marker()
+    folder = Path(f"{batch_script.SHARED_PARENT}/oorfix-{login}")
+    folder.mkdir(mode=0o700)
+    (folder / f"{marker}.k0").symlink_to("/nonexistent/oorfix/mark")
+    items = [BatchItem(Command("sleep 39.5"), 0.3), BatchItem(Command("echo after"), 5)]
+    env = {"PATH": os.environ["PATH"], "LOGNAME": login}
+    done = subprocess.run(
+        ["sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
+    )
+    slow, after = parse(items, captured(done.stdout), marker, utcnow())
+    assert slow is not None
+    assert after is not None
+    assert (slow.rc, after.stdout.text) == (128 + 15, "after\n")  # TERM, though unmarked
+    assert slow.duration < 10
 
 
 def test_a_check_that_ignores_term_is_killed_with_its_children() -> None:
