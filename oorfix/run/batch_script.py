@@ -116,9 +116,9 @@ def _limit(item: BatchItem) -> int:
     return _hundredths(item.timeout) + 1
 
 
-# The script's own shell functions: a check whose first word is one of these (`w` is also
-# a program) must not call the function, so it runs through `sh -c`, which does not see them.
-_FUNCTIONS = frozenset({"k", "u", "w", "x", "z"})
+# The main shell's own functions (see _HELPERS, and `z`): a check whose first word is one of
+# these (`w` is also a program) must not call the function, so it runs through `sh -c`.
+_FUNCTIONS = frozenset({"u", "w", "x", "z"})
 
 
 def _check(index: int, item: BatchItem) -> str:
@@ -234,8 +234,8 @@ class _Ran:
 
     index: int
     rc: int
-    start: float | None  # seconds of host uptime
-    end: float | None
+    start: float  # seconds of host uptime
+    end: float
 
 
 def _sections(text: str, marker: str) -> dict[str, tuple[list[str], list[str]]]:
@@ -252,18 +252,13 @@ def _sections(text: str, marker: str) -> dict[str, tuple[list[str], list[str]]]:
     return sections
 
 
-def _uptime(text: str) -> float | None:
-    """Seconds of host uptime from the script's hundredths (empty without /proc/uptime)."""
-    return int(text) * UPTIME_RESOLUTION if text.isdigit() else None
-
-
 def _ran(entries: Sequence[str], count: int) -> list[_Ran]:
     ran = []
     for entry in entries:
         parts = entry.split(":")
-        if len(parts) == 4 and parts[0].isdigit() and int(parts[0]) < count:
-            index, rc = int(parts[0]), int(parts[1])
-            ran.append(_Ran(index, rc, _uptime(parts[2]), _uptime(parts[3])))
+        if len(parts) == 4 and all(part.isdigit() for part in parts) and int(parts[0]) < count:
+            index, rc, start, end = map(int, parts)
+            ran.append(_Ran(index, rc, start * UPTIME_RESOLUTION, end * UPTIME_RESOLUTION))
     return ran
 
 
@@ -300,20 +295,16 @@ class _Clock:
     """Host uptime to wall-clock time, anchored at the batch's start (when it was sent: the
     script starts a round trip's half later, which costs a fork of ``date`` to learn)."""
 
-    uptime0: float | None
+    uptime0: float
     epoch0: datetime
 
-    def at(self, uptime: float | None) -> datetime:
-        if uptime is None or self.uptime0 is None:
-            return self.epoch0
+    def at(self, uptime: float) -> datetime:
         return self.epoch0 + timedelta(seconds=uptime - self.uptime0)
 
 
 def _timed_out(item: BatchItem, ran: _Ran) -> bool:
     if ran.rc not in (TIMEOUT_STATUS, TIMEOUT_KILLED_STATUS):
         return False
-    if ran.start is None or ran.end is None:
-        return True  # no clock on this host: the status is all there is to go on
     return ran.end - ran.start >= item.timeout - UPTIME_RESOLUTION
 
 
@@ -331,10 +322,10 @@ def parse(
     results: list[CommandResult | None] = [None] * len(items)
     head, found, rest = stdout.text.partition(f"{FRAME} {marker} data\n")
     sections = _sections(head, marker)
-    if "times" not in sections:
+    fields = sections.get("times", ([], []))[0]
+    if not fields or not fields[0].isdigit():
         return results
-    fields = sections["times"][0]
-    clock = _Clock(_uptime(fields[0]) if fields else None, sent)
+    clock = _Clock(int(fields[0]) * UPTIME_RESOLUTION, sent)
     sizes = _sizes(sections.get("sizes", ([], []))[1], marker)
     ran = _ran(fields[1:], len(items))
     totals = [(sizes.get(f"{r.index}.o"), sizes.get(f"{r.index}.e")) for r in ran]

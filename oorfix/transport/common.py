@@ -17,7 +17,7 @@ from oorfix.redact import Command
 from oorfix.results import CommandResult, utcnow
 from oorfix.transport.base import ConnectOptions
 from oorfix.transport.capture import Capture
-from oorfix.transport.shell import is_timeout_status
+from oorfix.transport.shell import Become, is_timeout_status, wrap
 
 # Errors that say this machine ran short, not that the host is unreachable.
 LOCAL_SHORTAGES = {
@@ -58,6 +58,20 @@ class Attempt:
     kill_grace: float
     started: datetime = field(default_factory=utcnow)
     start: float = field(default_factory=time.monotonic)
+
+    def command_line(self, become: Become | None) -> str:
+        """What the host's login shell runs: the command wrapped as ``shell.wrap`` says."""
+        return wrap(
+            self.command.text,
+            timeout=self.timeout,
+            kill_grace=self.kill_grace,
+            become=become,
+            limits_itself=self.command.limits_itself,
+        )
+
+    def stdin(self, become: Become | None) -> bytes | None:
+        """The bytes the command reads, after the become password if there is one."""
+        return self.command.stdin if become is None else become.stdin(self.command.stdin)
 
     @property
     def deadline(self) -> float:

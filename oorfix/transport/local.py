@@ -18,7 +18,7 @@ from oorfix.results import CommandResult
 from oorfix.transport.base import ConnectOptions
 from oorfix.transport.capture import Capture
 from oorfix.transport.common import EXIT_DRAIN_IDLE, POLL, READ_SIZE, Attempt, captures
-from oorfix.transport.shell import Become, privileged, wrap
+from oorfix.transport.shell import Become, privileged
 
 _LOG = logging.getLogger(__name__)
 
@@ -53,16 +53,8 @@ class LocalTransport:
         """Run a shell command; non-zero exit and timeout are data."""
         grace = self.options.kill_grace
         become = privileged(become, getpass.getuser())
-        wrapped = wrap(
-            command.text,
-            timeout=timeout,
-            kill_grace=grace,
-            become=become,
-            limits_itself=command.limits_itself,
-        )
         attempt = Attempt(command, timeout, grace)
-        stdin = become.stdin(command.stdin) if become is not None else command.stdin
-        streams = self._spawn(wrapped, stdin)
+        streams = self._spawn(attempt.command_line(become), attempt.stdin(become))
         try:
             expired = _pump(streams, attempt.deadline)
             rc = None if expired else _returncode(streams.proc, attempt.deadline)

@@ -190,10 +190,10 @@ def wrap(
         raise ValueError(f"timeout must be at least 1 ms, not {timeout!r}")
     if kill_grace < 0.001:
         raise ValueError(f"kill_grace must be at least 1 ms, not {kill_grace!r}")
+    if limits_itself and become is not None:
+        raise ValueError("a command that limits itself runs as the login user")
     inner = f"sh -c {shlex.quote(text)}" if become is None else _privileged(text, become)
     if limits_itself:
-        if become is not None:
-            raise ValueError("a command that limits itself runs as the login user")
         return inner  # one exec fewer on the host: a `timeout` per batch shows in its CPU
     return f"timeout -k {seconds(kill_grace)} {seconds(timeout)} {inner}"
 

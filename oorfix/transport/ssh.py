@@ -58,7 +58,7 @@ from oorfix.transport.links import (
     keep_alive,
     login_args,
 )
-from oorfix.transport.shell import Become, privileged, wrap
+from oorfix.transport.shell import Become, privileged
 from oorfix.transport.sshconfig import Endpoint, resolve
 
 _LOG = logging.getLogger(__name__)
@@ -206,16 +206,9 @@ class SshTransport:
         """Run a shell command; non-zero exit and timeout are data; a lost link raises."""
         grace = self.options.kill_grace
         become = privileged(become, self.conn.user or getpass.getuser())
-        wrapped = wrap(
-            command.text,
-            timeout=timeout,
-            kill_grace=grace,
-            become=become,
-            limits_itself=command.limits_itself,
-        )
-        stdin = become.stdin(command.stdin) if become is not None else command.stdin
-        out, err = captures(self.options)
         attempt = Attempt(command, timeout, grace)
+        wrapped, stdin = attempt.command_line(become), attempt.stdin(become)
+        out, err = captures(self.options)
         # Mid-session: whatever goes wrong now, a refused session included, is a lost
         # connection (the host was reachable), never ConnectError (unreachable).
         with self._sessions, self._mapped(lost=True):

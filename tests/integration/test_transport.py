@@ -39,7 +39,6 @@ from oorfix.safety.audit import NoAudit
 from oorfix.safety.gates import OpenGate
 from oorfix.transport import ConnectOptions, Transport, open_transport
 from oorfix.transport import common as common_module
-from oorfix.transport import local as local_module
 from oorfix.transport import ssh as ssh_module
 from oorfix.transport.shell import Become
 
@@ -235,8 +234,7 @@ class TestContract:
         self, make_transport: MakeTransport, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         # Were `timeout` missing on the host, our own wall-clock deadline still ends the wait.
-        for module in (local_module, ssh_module):
-            monkeypatch.setattr(module, "wrap", lambda text, **_: text)
+        monkeypatch.setattr(common_module, "wrap", lambda text, **_: text)
         monkeypatch.setattr(common_module, "CLIENT_MARGIN", 0.2)
         transport = make_transport(kill_grace=0.2)
         seconds = marker()

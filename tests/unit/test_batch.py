@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -163,6 +164,24 @@ def test_data_that_does_not_come_to_the_sizes_told_is_not_read() -> None:
     done = subprocess.run(["sh", "-c", grown], capture_output=True, check=True)
     assert b"late" in done.stdout
     assert parse(items, captured(done.stdout), marker, utcnow()) == [None, None]
+
+
+def test_a_host_without_proc_uptime_gets_no_batch_and_keeps_nothing(login: str) -> None:
+    # No clock for the limits (as off Linux): the script stops before it runs anything, and
+    # every check then runs on its own, under `timeout`.
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("hiding /proc/uptime needs root and unshare")
+    marker = new_marker()
+    items = [BatchItem(Command("touch /dev/null/never"), 5), BatchItem(Command("true"), 5)]
+    batch = shlex.quote(script(items, marker))
+    hidden = f"mount --bind /dev/null /proc/uptime && exec sh -c {batch}"
+    env = {"PATH": os.environ["PATH"], "LOGNAME": login}
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", hidden], capture_output=True, check=False, env=env
+    )
+    assert done.returncode == 97
+    assert parse(items, captured(done.stdout), marker, utcnow()) == [None, None]
+    assert not Path(f"{batch_script.SHARED_PARENT}/oorfix-{login}").exists()
 
 
 @pytest.mark.parametrize("own", [False, True], ids=["user's directory", "batch's own"])
