@@ -12,27 +12,34 @@ it. A check is never stopped before its limit. The watchdog also holds the batch
 budget, so no ``timeout`` process wraps the batch (see ``Command.limits_itself``); should the
 watchdog die, no further check starts.
 
-The files are named by the batch's marker, in a directory of the login user's own on tmpfs
-that the first batch on a host makes (mode 700) and later batches reuse: one exec fewer each.
+The files are named by the batch's shell's PID and its marker, in a directory of the login
+user's own on tmpfs that the first batch on a host makes (mode 700) and later batches reuse.
+The main shell opens each check's two files itself: once the check is done, the offset of
+its descriptor (``/proc/$$/fdinfo``) is the size of what the check wrote, with no exec. A
+batch does not remove its files (an exec): it empties those that are not, and one batch in
+``SWEEP_EVERY`` removes the files of the batches that are dead, with one ``rm``.
 
 Only when every check has run does the script print, after a random marker:
 
     MARKER times UPTIME0 i:rc:start:end ...      the checks that ran (uptime in 1/100 s)
-    MARKER sizes, then ``wc -c`` of every file   total bytes of each stream
-    MARKER data, then every file's first         raw, one after the other; the reader
-                  KEEP_BYTES                      splits them by the sizes it was told
-    (a newline) MARKER end
+    MARKER sizes, then "BYTES i.o|i.e" lines     total bytes of each stream
+    MARKER data, then the files                  raw, one after the other
+    (a newline) MARKER end [i.o:BYTES ...]
 
-Up to ``SHELL_BYTES`` of output in all is printed with shell builtins; more, by one
-``head -q -c``. So a batch forks, besides the checks themselves, wc and rm, the watchdog's
-sleep (one, when every check ends well within its limit), head only for larger outputs,
-mkdir only where the directory is not there yet, and pgrep only to stop a check that overran.
-A check's output never reaches the channel before every size is printed, and the data is read
-by length, so it cannot forge a frame. The reader gets the channel as text decoded with
-``backslashreplace`` and recovers the exact bytes (see ``_exact``); the data must come to
-exactly the sizes announced (a NUL byte, which the shell drops, fails that), else only the
-checks that printed nothing are read from the batch, and the others run on their own (as do
-those of a batch whose output was cut short).
+Up to ``SHELL_BYTES`` of output in all is printed with shell builtins (`x`), only the files
+that are not empty, and the end line says how many bytes it printed of each: a stream is read
+when that is its size (a NUL byte, which the shell drops, or bytes written after the check
+ended, fail that), and the data is split by those counts. More output: ``wc -c`` tells the
+sizes, one ``head -q -c`` prints every file's first KEEP_BYTES, and the reader splits them by
+the sizes. So a batch forks, besides the checks themselves, the watchdog's sleep (one, when
+every check ends well within its limit), wc and head only for larger outputs, mkdir only where
+the directory is not there yet, rm once in SWEEP_EVERY batches, and pgrep only to stop a check
+that overran. A check's output never reaches the channel before every size is printed, the
+data is read by length, and the counts come after it on the last line, so it cannot forge a
+frame. The reader gets the channel as text decoded with ``backslashreplace`` and recovers the
+exact bytes (see ``_exact``); what cannot be told exactly is not read: the checks that printed
+nothing are still read from the batch, and the others run on their own (as do those of a batch
+whose output was cut short).
 """
 
 from __future__ import annotations
@@ -77,6 +84,10 @@ OWN_PARENTS = ("/dev/shm", "/tmp")  # noqa: S108
 # Total bytes of output the script prints with shell builtins (reading a file costs about a
 # system call a byte); more, and one `head` prints them all.
 SHELL_BYTES = 1024
+# A batch leaves its files in the user's directory, emptied (removing them costs an exec).
+# One batch in SWEEP_EVERY (the controller draws which) removes those of every dead batch
+# there, with one `rm`: about that many batches' files are left on a host.
+SWEEP_EVERY = 16
 
 
 def new_marker() -> str:
@@ -86,8 +97,9 @@ def new_marker() -> str:
 
 def batch_globs(marker: str) -> tuple[str, ...]:
     """Shell patterns that match the files of the batch ``marker``, wherever they are."""
-    own = (f"{parent}/oorfix-batch-{marker}/{marker}.*" for parent in OWN_PARENTS)
-    return (f"{SHARED_PARENT}/oorfix-*/{marker}.*", *own)
+    # Named "PID-MARKER.…", PID the batch's shell's.
+    own = (f"{parent}/oorfix-batch-{marker}/*-{marker}.*" for parent in OWN_PARENTS)
+    return (f"{SHARED_PARENT}/oorfix-*/*-{marker}.*", *own)
 
 
 def stop_command(marker: str) -> Command:
@@ -118,7 +130,7 @@ def _limit(item: BatchItem) -> int:
 
 # The main shell's own functions (see _HELPERS, and `z`): a check whose first word is one of
 # these (`w` is also a program) must not call the function, so it runs through `sh -c`.
-_FUNCTIONS = frozenset({"u", "w", "x", "z"})
+_FUNCTIONS = frozenset({"u", "v", "w", "x", "z"})
 
 
 def _check(index: int, item: BatchItem) -> str:
@@ -126,8 +138,10 @@ def _check(index: int, item: BatchItem) -> str:
     if direct is not None and direct.split(" ", 1)[0] in _FUNCTIONS:
         direct = None
     run = direct if direct is not None else f"sh -c {shlex.quote(item.command.text)}"
-    files = f'>"$p.{index}.o" 2>"$p.{index}.e" </dev/null'
-    return f'[ -e "$stop" ] || {{ i={index}; {run} {files} & w $! {_limit(item)}; }}'
+    # The main shell opens the check's files: their offsets then tell what the check wrote.
+    files = f'exec 5>"$p.{index}.o" 6>"$p.{index}.e"'
+    started = f"{run} >&5 2>&6 5>&- 6>&- </dev/null & w $! {_limit(item)}"
+    return f'[ -e "$stop" ] || {{ i={index}; {files}; {started}; }}'
 
 
 # The watchdog sleeps until the running check's deadline, "DEADLINE pid index" in $p.w
@@ -169,23 +183,51 @@ _WATCHDOG = (
 # `w PID LIMIT` notes the check's start, arms the watchdog, waits for the check, disarms the
 # watchdog, and notes the status (marked as a time-out when the watchdog stopped the check);
 # a check's end is noted when the next one starts, the last one's after it. A watchdog found
-# dead starts no further check. `x FILE` prints a file with builtins only; `z` removes the
-# batch's files (`Z` in the watchdog).
+# dead starts no further check. `v NAME FD` notes the size of a stream: 0 when its file is
+# empty, else the offset of the main shell's descriptor, which the check's writes moved (-1
+# when it cannot be read), and the name among those to print. `x FILE` prints a file with
+# builtins only, and counts the bytes it printed in `m`.
 _HELPERS = (
-    "u() { n=; read n _ 2>/dev/null </proc/uptime; n=${n%.*}${n#*.}; }; "
+    "u() { n=; read n _ </proc/uptime; n=${n%.*}${n#*.}; }; "
+    'v() { q=0; [ ! -s "$p.$1" ] || { q=; read _ q _ </proc/$$/fdinfo/$2; N="$N $1"; '
+    "case $q in ''|*[!0-9]*) q=-1;; *) t=$((t + q));; esac; }; Q=\"$Q $q $1\"; }; "
     'w() { u; [ -z "$T" ] || T="$T:$n"; echo "$((n + $2)) $1 $i" >"$p.w"; '
-    'wait $1 2>/dev/null; r=$?; true >"$p.w"; '
+    'wait $1; r=$?; true >"$p.w"; '
     'if [ -e "$p.k$i" ]; then [ $r = 137 ] || r=124; fi; '
-    'T="$T $i:$r:$n"; F="$F $p.$i.o $p.$i.e"; kill -0 $W 2>/dev/null || true >"$stop"; }; '
-    'x() { l=; while IFS= read -r l; do printf \'%s\\n\' "$l"; l=; done <"$1"; '
-    'printf %s "$l"; }'
+    'T="$T $i:$r:$n"; F="$F $p.$i.o $p.$i.e"; v $i.o 5; v $i.e 6; '
+    'kill -0 $W || true >"$stop"; }; '
+    "x() { l=; m=0; while IFS= read -r l; do printf '%s\\n' \"$l\"; m=$((m + ${#l} + 1)); l=; "
+    'done <"$1"; printf %s "$l"; m=$((m + ${#l})); }'
 )
 
 
-def script(items: Sequence[BatchItem], marker: str) -> str:
-    """The shell script that runs every item in order, then reports them all."""
+# `z` ends a batch. In a directory of the batch's own, it removes it. In the user's, it
+# empties the batch's files that are not; a sweeping batch then removes the files of dead
+# batches, found by the PID their names begin with. A dead batch whose deadline file is not
+# empty died within a check: its watchdog, which reads that file, stops the check and
+# removes them.
+_END = (
+    'z() { if [ -n "$y" ]; then LC_ALL=C rm -rf -- "$y"; return; fi; '
+    'for f in $N; do true >"$p.$f"; done; @SWEEP@ }'
+)
+_SWEEP = (
+    'D=; for f in "$b"/*-*.w; do q=${f##*/}; q=${q%%-*}; '
+    "case $q in ''|*[!0-9]*) continue;; esac; "
+    '[ "$q" = $$ ] || [ -s "$f" ] || kill -0 "$q" 2>/dev/null || D="$D ${f%.w}.*"; done; '
+    '[ -z "$D" ] || LC_ALL=C rm -f -- $D;'
+)
+
+
+def sweeps(marker: str) -> bool:
+    """Whether the batch ``marker`` removes the files dead batches left: one in SWEEP_EVERY."""
+    return int(marker, 16) % SWEEP_EVERY == 0
+
+
+def script(items: Sequence[BatchItem], marker: str, *, sweep: bool | None = None) -> str:
+    """The shell script that runs every item in order, then reports them all (``sweep``:
+    whether it removes what dead batches left, by default as ``sweeps`` draws it)."""
     frame = f"{FRAME} {marker}"
-    marks = " ".join(f'"$p.k{index}"' for index in range(len(items)))
+    swept = sweeps(marker) if sweep is None else sweep
     shm, tmp = (shlex.quote(f"{parent}/oorfix-batch-{marker}") for parent in OWN_PARENTS)
     watchdog = _WATCHDOG.replace("@SHORTEST@", str(min(map(_limit, items), default=1))).replace(
         "@GRACE@", str(_hundredths(KILL_GRACE))
@@ -204,26 +246,27 @@ def script(items: Sequence[BatchItem], marker: str) -> str:
     # Without /proc/uptime (not Linux) there is no clock for the limits: the checks then
     # run on their own, each under `timeout`.
     setup = (
-        f'{_HELPERS}; u; [ -n "$n" ] || exit 97; u0=$n; B=$((n + {_hundredths(budget(items))})); '
-        f'{place}; p="$b/{marker}"; stop="$p.stop"; true >"$p.w"; '
-        # Its own files by name (a pattern would read the whole shared directory), a mark the
-        # watchdog may leave for any check included.
-        f'z() {{ LC_ALL=C rm -rf -- "$p.w" "$p.stop" $F {marks} $y; }}; '
+        f'{_HELPERS}; u 2>/dev/null; [ -n "$n" ] || exit 97; u0=$n; '
+        f"B=$((n + {_hundredths(budget(items))})); "
+        f'{place}; p="$b/$$-{marker}"; stop="$p.stop"; true >"$p.w"; '
+        f"{_END.replace('@SWEEP@', _SWEEP if swept else '')}; "
         f"( {watchdog} ) </dev/null >/dev/null 2>&1 & W=$!; "
         "trap 'kill $W 2>/dev/null; z' EXIT; "
-        'T=""; F=""'
+        "T=; F=; N=; Q=; t=0; c="
     )
-    # The sizes, then the data: up to SHELL_BYTES in all printed by `x`, else by `head`.
+    # The sizes, then the data. Up to SHELL_BYTES in all: the sizes the checks' writes came
+    # to, the files that are not empty printed by `x`, and what `x` printed of each on the
+    # end line (`LC_ALL=C`: a shell that counts characters counts bytes then). More: the
+    # sizes `wc` tells, and every file printed by `head`.
     report = (
-        '[ -z "$T" ] || { u; T="$T:$n"; }; '
+        '[ -z "$T" ] || { u; T="$T:$n"; }; LC_ALL=C; '
         f"printf '%s times %s%s\\n' '{frame}' \"$u0\" \"$T\"; "
-        'if [ -n "$F" ]; then s=$(LC_ALL=C wc -c $F); '
-        f"printf '%s sizes\\n%s\\n%s data\\n' '{frame}' \"$s\" '{frame}'; "
-        "set -- $s; [ $# -lt 2 ] || shift $(($# - 2)); "
-        f'if [ "$1" -le {SHELL_BYTES} ] 2>/dev/null; then '
-        'for f in $F; do [ ! -s "$f" ] || x "$f"; done; '
-        f"else LC_ALL=C head -q -c {KEEP_BYTES} $F; fi; fi; "
-        f"printf '\\n%s end\\n' '{frame}'"
+        f'if [ -z "$F" ]; then :; elif [ $t -le {SHELL_BYTES} ]; then '
+        f"printf '%s sizes\\n' '{frame}'; printf '%s %s\\n' $Q; printf '%s data\\n' '{frame}'; "
+        'for f in $N; do x "$p.$f"; c="$c $f:$m"; done; '
+        f"else s=$(LC_ALL=C wc -c $F); printf '%s sizes\\n%s\\n%s data\\n' '{frame}' \"$s\" "
+        f"'{frame}'; LC_ALL=C head -q -c {KEEP_BYTES} $F; fi; "
+        f"printf '\\n%s end%s\\n' '{frame}' \"$c\""
     )
     return "; ".join([setup, *(_check(i, item) for i, item in enumerate(items)), report])
 
@@ -262,13 +305,17 @@ def _ran(entries: Sequence[str], count: int) -> list[_Ran]:
     return ran
 
 
-def _sizes(lines: Sequence[str], marker: str) -> dict[str, int]:
-    """``wc -c`` lines as file name (``3.o``) -> total bytes; the ``total`` line is skipped."""
+_STREAM = re.compile(r"\d+\.[oe]")
+
+
+def _sizes(lines: Sequence[str]) -> dict[str, int]:
+    """Lines of "BYTES FILE" (the script's own, or ``wc -c``'s) as stream (``3.o``) -> bytes;
+    a size the script could not tell, and the ``total`` line, are left out."""
     sizes = {}
     for line in lines:
         count, _, path = line.strip().partition(" ")
-        name = path.rsplit("/", 1)[-1].removeprefix(f"{marker}.")
-        if count.isdigit() and name.endswith((".o", ".e")):
+        name = ".".join(path.rsplit("/", 1)[-1].rsplit(".", 2)[-2:])
+        if count.isdigit() and _STREAM.fullmatch(name):
             sizes[name] = int(count)
     return sizes
 
@@ -308,10 +355,59 @@ def _timed_out(item: BatchItem, ran: _Ran) -> bool:
     return ran.end - ran.start >= item.timeout - UPTIME_RESOLUTION
 
 
-def _data(rest: str, marker: str, size: int) -> bytes | None:
-    """The data, from what follows its frame: None unless it all arrived, exactly."""
-    end = f"\n{FRAME} {marker} end\n"
-    return _exact(rest[: -len(end)], size) if rest.endswith(end) else None
+@dataclass(frozen=True)
+class _Data:
+    """What follows the data frame: the data, and what the end line says the shell printed
+    of each stream, in order (none when ``head`` printed it all)."""
+
+    text: str
+    printed: list[tuple[str, int]]
+
+
+def _data(rest: str, marker: str) -> _Data | None:
+    """The data and the end line, from what follows the data frame; None unless it all came."""
+    text, _, last = rest.removesuffix("\n").rpartition("\n")
+    fields = last.split(" ")
+    if not rest.endswith("\n") or fields[:3] != [FRAME, marker, "end"]:
+        return None
+    printed = [field.partition(":") for field in fields[3:]]
+    if not all(_STREAM.fullmatch(name) and count.isdigit() for name, _, count in printed):
+        return None
+    return _Data(text, [(name, int(count)) for name, _, count in printed])
+
+
+def _streams(ran: Sequence[_Ran]) -> list[str]:
+    return [f"{check.index}.{stream}" for check in ran for stream in ("o", "e")]
+
+
+def _printed(data: _Data, sizes: dict[str, int]) -> dict[str, Output]:
+    """The streams the shell printed, each exactly as it came to its size, and the empty ones."""
+    found = {name: Output() for name, size in sizes.items() if size == 0}
+    raw = _exact(data.text, sum(count for _, count in data.printed))
+    if raw is None:
+        return found  # which bytes are whose cannot be told: only the empty ones are sure
+    offset = 0
+    for name, count in data.printed:
+        # `x` printed less than the check wrote (a NUL dropped), or more (written since).
+        if sizes.get(name) == count:
+            found[name] = _output(raw[offset : offset + count], count)
+        offset += count
+    return found
+
+
+def _headed(data: _Data, sizes: dict[str, int], streams: Sequence[str]) -> dict[str, Output]:
+    """The streams ``head`` printed: the first KEEP_BYTES of each, one after the other."""
+    if not all(name in sizes for name in streams):
+        return {name: Output() for name in streams if sizes.get(name) == 0}
+    kept = [min(sizes[name], KEEP_BYTES) for name in streams]
+    raw = _exact(data.text, sum(kept))
+    if raw is None:
+        return {name: Output() for name in streams if sizes[name] == 0}
+    found, offset = {}, 0
+    for name, size in zip(streams, kept, strict=True):
+        found[name] = _output(raw[offset : offset + size], sizes[name])
+        offset += size
+    return found
 
 
 def parse(
@@ -326,32 +422,26 @@ def parse(
     if not fields or not fields[0].isdigit():
         return results
     clock = _Clock(int(fields[0]) * UPTIME_RESOLUTION, sent)
-    sizes = _sizes(sections.get("sizes", ([], []))[1], marker)
+    sizes = _sizes(sections.get("sizes", ([], []))[1])
     ran = _ran(fields[1:], len(items))
-    totals = [(sizes.get(f"{r.index}.o"), sizes.get(f"{r.index}.e")) for r in ran]
-    known = all(total is not None for pair in totals for total in pair)
-    kept = sum(min(total or 0, KEEP_BYTES) for pair in totals for total in pair)
     # A cut (bounded capture) leaves no way to tell where each check's bytes are.
-    exact = known and found and not stdout.truncated
-    data = _data(rest, marker, kept) if exact else None
-    offset = 0
-    for check, pair in zip(ran, totals, strict=True):
-        streams = []
-        for total in pair:
-            size = min(total or 0, KEEP_BYTES)
-            if data is not None and total is not None:
-                streams.append(_output(data[offset : offset + size], total))
-            elif total == 0:
-                streams.append(Output())  # nothing to read: the batch delivers it anyway
-            offset += size
-        if len(streams) < 2:
+    data = _data(rest, marker) if found and not stdout.truncated else None
+    if data is None:
+        outputs = {name: Output() for name, size in sizes.items() if size == 0}
+    elif data.printed:
+        outputs = _printed(data, sizes)
+    else:
+        outputs = _headed(data, sizes, _streams(ran))
+    for check in ran:
+        out, err = (outputs.get(f"{check.index}.{stream}") for stream in ("o", "e"))
+        if out is None or err is None:
             continue  # its bytes did not arrive exactly: it runs on its own
         item = items[check.index]
         results[check.index] = CommandResult(
             command=str(item.command),
             rc=check.rc,
-            stdout=streams[0],
-            stderr=streams[1],
+            stdout=out,
+            stderr=err,
             started=clock.at(check.start),
             ended=clock.at(check.end),
             timed_out=_timed_out(item, check),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -100,13 +101,17 @@ def test_output_that_cannot_be_told_exactly_leaves_its_checks_to_run_alone() -> 
         BatchItem(Command("true"), 5),
     ]
     assert [r is not None for r in run_batch(items)] == [False, False, True]
-    # Three NUL bytes the shell drops and a byte that reads as four: the sizes add up, the
-    # boundary between the checks would not.
+    # Three NUL bytes the shell drops and a byte that reads as four: the sizes add up, but
+    # the shell counts what it printed of each file. The check whose NULs it dropped runs on
+    # its own; the other's bytes are told exactly.
     items = [
         BatchItem(Command("printf 'a\\000\\000\\000bc'"), 5),
         BatchItem(Command("printf '\\377XY'"), 5),
     ]
-    assert run_batch(items) == [None, None]
+    dropped, other = run_batch(items)
+    assert dropped is None
+    assert other is not None
+    assert (other.stdout.text, other.stdout.total_bytes) == ("\\xffXY", 3)
 
 
 def test_a_check_over_its_budget_is_killed_and_marked_timed_out() -> None:
@@ -155,15 +160,28 @@ def test_output_cut_short_leaves_the_checks_that_printed_to_run_alone() -> None:
     assert [r is not None for r in parse(items, whole, marker, utcnow())] == [True, True, True]
 
 
-def test_data_that_does_not_come_to_the_sizes_told_is_not_read() -> None:
-    # As a writer a check left behind would: its file grows after `wc` counted it.
+@pytest.mark.parametrize("printer", ["shell", "head"])
+def test_data_that_does_not_come_to_the_sizes_told_is_not_read(printer: str) -> None:
+    # As a writer a check left behind would: its file grows after its size was taken (at
+    # the check's end for the shell, by `wc` for head).
     items = [BatchItem(Command("echo early"), 5), BatchItem(Command("echo next"), 5)]
+    if printer == "head":
+        items.append(BatchItem(Command("head -c 2000 /dev/zero | tr '\\0' a"), 5))
     marker = new_marker()
-    counted = "s=$(LC_ALL=C wc -c $F); "
-    grown = script(items, marker).replace(counted, f'{counted}echo late >>"$p.0.o"; ')
+    text, late = script(items, marker), 'echo late >>"$p.0.o"; '
+    # After `wc`, or before the shell prints the files.
+    counted, printing = "s=$(LC_ALL=C wc -c $F); ", 'for f in $N; do x "$p.$f"'
+    assert text.count(counted) == text.count(printing) == 1
+    if printer == "head":
+        grown = text.replace(counted, counted + late)
+    else:
+        grown = text.replace(printing, late + printing)
     done = subprocess.run(["sh", "-c", grown], capture_output=True, check=True)
     assert b"late" in done.stdout
-    assert parse(items, captured(done.stdout), marker, utcnow()) == [None, None]
+    results = parse(items, captured(done.stdout), marker, utcnow())
+    assert results[0] is None
+    # The shell counts what it printed of each file: the other checks' bytes are still told.
+    assert [r is not None for r in results[1:]] == ([True] if printer == "shell" else [False] * 2)
 
 
 def test_a_host_without_proc_uptime_gets_no_batch_and_keeps_nothing(login: str) -> None:
@@ -199,26 +217,29 @@ def test_a_stopped_batch_reports_the_checks_it_ran(login: str, own: bool) -> Non
     assert second is None
 
 
+def test_one_batch_in_sweep_every_sweeps() -> None:
+    # Markers are random: the share of them that sweep is the share of all markers.
+    markers = [f"{n:016x}" for n in range(4096)]
+    assert sum(map(batch_script.sweeps, markers)) == 4096 // batch_script.SWEEP_EVERY
+
+
 def test_a_batch_forks_no_helper_process_per_check(tmp_path: Path, login: str) -> None:
     # Every command the script runs is looked up on PATH; log each one to count them.
     tools = ("timeout", "date", "mkdir", "rm", "wc", "head", "cat", "base64", "sleep", "sh")
     bindir = _logging_tools(tmp_path, tools)
     items = [BatchItem(Command("true"), 5) for _ in range(9)] + [BatchItem(Command("id -u"), 5)]
     env = {"PATH": f"{bindir}:/usr/bin:/bin", "LOGNAME": login}
-    for _ in range(2):
-        marker = new_marker()
-        done = subprocess.run(
-            ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
-        )
-        assert all(r is not None for r in parse(items, captured(done.stdout), marker, utcnow()))
+    for sweep in (False, False, True):
+        _, results = _in_env(items, env, sweep=sweep)
+        assert all(r is not None for r in results)
     ran = (tmp_path / "log").read_text().split()
     # Per check: nothing (`true` is run as plain words, no shell, no time limit process: the
-    # watchdog's job); per batch: the sizes of the outputs, the removal of its files, and the
-    # watchdog's ticks; the first batch on the host makes the user's directory.
+    # watchdog's job); per batch: the watchdog's sleep. The sizes are the shell's, and the
+    # files are left for a sweeping batch to remove; the first batch on the host makes the
+    # user's directory.
     assert ran.count("sh") == 0
-    helpers = sorted(set(ran) - {"sleep"})
-    assert helpers == ["mkdir", "rm", "wc"]
-    assert [ran.count(tool) for tool in helpers] == [1, 2, 2]
+    assert sorted(set(ran) - {"sleep"}) == ["mkdir", "rm"]
+    assert (ran.count("mkdir"), ran.count("rm")) == (1, 1)
 
 
 @pytest.fixture
@@ -232,23 +253,52 @@ def login() -> Iterator[str]:
     folder.unlink(missing_ok=True)
 
 
-def _in_env(items: list[BatchItem], env: dict[str, str]) -> tuple[str, list[CommandResult | None]]:
+def _in_env(
+    items: list[BatchItem], env: dict[str, str], *, sweep: bool | None = None
+) -> tuple[str, list[CommandResult | None]]:
     marker = new_marker()
-    done = subprocess.run(
-        ["/bin/sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
-    )
+    text = script(items, marker, sweep=sweep)
+    done = subprocess.run(["/bin/sh", "-c", text], capture_output=True, check=True, env=env)
     return marker, parse(items, captured(done.stdout), marker, utcnow())
 
 
-def test_the_login_users_directory_is_private_reused_and_left_empty(login: str) -> None:
+def test_the_login_users_directory_is_private_reused_and_swept(login: str) -> None:
     folder = Path(f"{batch_script.SHARED_PARENT}/oorfix-{login}")
     # Where a check's stdout goes: the file of its own in the batch's directory.
-    items = [BatchItem(Command("readlink /proc/self/fd/1"), 5), BatchItem(Command("true"), 5)]
-    for _ in range(2):
-        marker, results = _in_env(items, {"PATH": os.environ["PATH"], "LOGNAME": login})
+    items = [BatchItem(Command("readlink /proc/self/fd/1"), 5), BatchItem(Command("id"), 5)]
+    env = {"PATH": os.environ["PATH"], "LOGNAME": login}
+    markers = []
+    for sweep in (False, False, False, True, False):
+        marker, results = _in_env(items, env, sweep=sweep)
+        markers.append(marker)
         assert results[0] is not None
-        assert results[0].stdout.text == f"{folder}/{marker}.0.o\n"
-        assert (folder.stat().st_mode & 0o777, list(folder.iterdir())) == (0o700, [])
+        assert re.fullmatch(rf"{folder}/\d+-{marker}\.0\.o\n", results[0].stdout.text)
+        assert folder.stat().st_mode & 0o777 == 0o700
+        # What the checks printed is not kept on the host.
+        assert all(f.stat().st_size == 0 for f in folder.iterdir())
+    # Each batch leaves its files (two per check, and its deadline file) until a sweeping
+    # batch removes those of the dead ones.
+    left = [f.name.split("-", 1)[1].split(".")[0] for f in folder.iterdir()]
+    assert sorted(left) == sorted(markers[-2:] * (2 * len(items) + 1))
+
+
+def test_the_sweep_spares_live_batches_and_one_that_died_within_a_check(login: str) -> None:
+    folder = Path(f"{batch_script.SHARED_PARENT}/oorfix-{login}")
+    folder.mkdir(mode=0o700)
+    # No process has a PID above pid_max: those batches are dead.
+    dead = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+    for n in range(3):
+        (folder / f"{dead}-gone{n}.w").write_text("")
+        (folder / f"{dead}-gone{n}.0.o").write_text("")
+    kept = [f"{os.getpid()}-live.w", f"{os.getpid()}-live.0.o", f"{dead}-within.w", "odd.w"]
+    for name in kept:
+        (folder / name).write_text("")
+    # Died within a check: its watchdog removes its files once it has stopped the check.
+    (folder / f"{dead}-within.w").write_text("4242 1 0\n")
+    env = {"PATH": os.environ["PATH"], "LOGNAME": login}
+    marker, results = _in_env([BatchItem(Command("true"), 5)], env, sweep=True)
+    assert results != [None]
+    assert sorted(f.name for f in folder.iterdir() if marker not in f.name) == sorted(kept)
 
 
 @pytest.mark.parametrize("squat", ["another user's", "link", "file", "odd name"])
@@ -273,7 +323,7 @@ def test_a_directory_name_taken_by_something_else_is_not_used(
     marker, results = _in_env(items, {"PATH": os.environ["PATH"], "LOGNAME": name})
     assert results[0] is not None
     own = f"{batch_script.SHARED_PARENT}/oorfix-batch-{marker}"
-    assert results[0].stdout.text == f"{own}/{marker}.0.o\n"
+    assert re.fullmatch(rf"{own}/\d+-{marker}\.0\.o\n", results[0].stdout.text)
     assert list(elsewhere.iterdir()) == []
     assert not _files(marker)  # its own directory was used, and removed
 
@@ -304,17 +354,23 @@ def test_what_term_reached_is_killed_after_the_grace_though_the_check_died() -> 
 
 
 def test_the_watchdog_outlives_a_mark_it_cannot_write(login: str) -> None:
-    # A redirection that fails ends a shell when it is a special builtin's (`:`).
+    # A redirection that fails ends a shell when it is a special builtin's (`:`). The first
+    # check makes the second's mark a dangling link (files are named by the batch's PID).
     marker = new_marker()
     folder = Path(f"{batch_script.SHARED_PARENT}/oorfix-{login}")
-    folder.mkdir(mode=0o700)
-    (folder / f"{marker}.k0").symlink_to("/nonexistent/oorfix/mark")
-    items = [BatchItem(Command("sleep 39.5"), 0.3), BatchItem(Command("echo after"), 5)]
+    plant = f"ln -s /nonexistent/oorfix/mark {folder}/$PPID-{marker}.k1"
+    items = [
+        BatchItem(Command(plant), 5),
+        BatchItem(Command("sleep 39.5"), 0.3),
+        BatchItem(Command("echo after"), 5),
+    ]
     env = {"PATH": os.environ["PATH"], "LOGNAME": login}
     done = subprocess.run(
         ["sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
     )
-    slow, after = parse(items, captured(done.stdout), marker, utcnow())
+    planted, slow, after = parse(items, captured(done.stdout), marker, utcnow())
+    assert planted is not None
+    assert planted.rc == 0
     assert slow is not None
     assert after is not None
     assert (slow.rc, after.stdout.text) == (128 + 15, "after\n")  # TERM, though unmarked
