@@ -139,9 +139,11 @@ def _check(index: int, item: BatchItem) -> str:
         direct = None
     run = direct if direct is not None else f"sh -c {shlex.quote(item.command.text)}"
     # The main shell opens the check's files: their offsets then tell what the check wrote.
-    files = f'exec 5>"$p.{index}.o" 6>"$p.{index}.e"'
+    # Should it fail to, the check does not run (`command`: the failure does not end the
+    # shell), and it runs on its own.
+    files = f'command exec 5>"$p.{index}.o" 6>"$p.{index}.e"'
     started = f"{run} >&5 2>&6 5>&- 6>&- </dev/null & w $! {_limit(item)}"
-    return f'[ -e "$stop" ] || {{ i={index}; {files}; {started}; }}'
+    return f'[ -e "$stop" ] || {{ i={index}; {files} && {{ {started}; }}; }}'
 
 
 # The watchdog sleeps until the running check's deadline, "DEADLINE pid index" in $p.w
@@ -183,14 +185,17 @@ _WATCHDOG = (
 # `w PID LIMIT` notes the check's start, arms the watchdog, waits for the check, disarms the
 # watchdog, and notes the status (marked as a time-out when the watchdog stopped the check);
 # a check's end is noted when the next one starts, the last one's after it. A watchdog found
-# dead starts no further check. `v NAME FD` notes the size of a stream: 0 when its file is
-# empty, else the offset of the main shell's descriptor, which the check's writes moved (-1
-# when it cannot be read), and the name among those to print. `x FILE` prints a file with
-# builtins only, and counts the bytes it printed in `m`.
+# dead starts no further check. `v NAME FD` notes a stream: when its file is empty, among
+# those to look at again before the report (`E`); else its size, the offset of the main
+# shell's descriptor, which the check's writes moved, and its name among those to print
+# (`N`). An offset of 0 (the check wrote to the file through a descriptor of its own, as
+# `echo x >/dev/stderr` does) or one that cannot be read sends the batch to `wc`. `x FILE`
+# prints a file with builtins only, and counts the bytes it printed in `m`.
 _HELPERS = (
     "u() { n=; read n _ </proc/uptime; n=${n%.*}${n#*.}; }; "
-    'v() { q=0; [ ! -s "$p.$1" ] || { q=; read _ q _ </proc/$$/fdinfo/$2; N="$N $1"; '
-    "case $q in ''|*[!0-9]*) q=-1;; *) t=$((t + q));; esac; }; Q=\"$Q $q $1\"; }; "
+    'v() { if [ -s "$p.$1" ]; then q=; read _ q _ </proc/$$/fdinfo/$2; N="$N $1"; '
+    "case $q in ''|0|*[!0-9]*) q=-1; t=$((t + @SHELL_BYTES@ + 1));; *) t=$((t + q));; esac; "
+    'Q="$Q $q $1"; else E="$E $1"; fi; }; '
     'w() { u; [ -z "$T" ] || T="$T:$n"; echo "$((n + $2)) $1 $i" >"$p.w"; '
     'wait $1; r=$?; true >"$p.w"; '
     'if [ -e "$p.k$i" ]; then [ $r = 137 ] || r=124; fi; '
@@ -202,20 +207,26 @@ _HELPERS = (
 
 
 # `z` ends a batch. In a directory of the batch's own, it removes it. In the user's, it
-# empties the batch's files that are not; a sweeping batch then removes the files of dead
-# batches, found by the PID their names begin with. A dead batch whose deadline file is not
-# empty died within a check: its watchdog, which reads that file, stops the check and
-# removes them.
+# empties the batch's files that are not (a writer a check left may have filled one since);
+# a sweeping batch then removes the files of dead batches, found by the PID and marker
+# their names are made of (nothing else: the list is expanded unquoted). A dead batch whose
+# deadline file is not empty died within a check: its watchdog, which reads that file, stops
+# the check and removes them, well before the deadline's grace and LATE are over; after,
+# the batch's own watchdog died too.
 _END = (
     'z() { if [ -n "$y" ]; then LC_ALL=C rm -rf -- "$y"; return; fi; '
-    'for f in $N; do true >"$p.$f"; done; @SWEEP@ }'
+    'for f in $F; do [ ! -s "$f" ] || true >"$f"; done; @SWEEP@ }'
 )
 _SWEEP = (
-    'D=; for f in "$b"/*-*.w; do q=${f##*/}; q=${q%%-*}; '
-    "case $q in ''|*[!0-9]*) continue;; esac; "
-    '[ "$q" = $$ ] || [ -s "$f" ] || kill -0 "$q" 2>/dev/null || D="$D ${f%.w}.*"; done; '
-    '[ -z "$D" ] || LC_ALL=C rm -f -- $D;'
+    'D=; for f in "$b"/*-*.w; do q=${f##*/}; r=${q#*-}; r=${r%.w}; q=${q%%-*}; '
+    "case $q in ''|*[!0-9]*) continue;; esac; case $r in ''|*[!0-9a-f]*) continue;; esac; "
+    '[ "$q" != $$ ] || continue; ! kill -0 "$q" 2>/dev/null || continue; '
+    'if [ -s "$f" ]; then d=; read d _ <"$f"; case $d in \'\'|*[!0-9]*) continue;; esac; '
+    "u; [ $n -gt $((d + @LATE@)) ] || continue; fi; "
+    'D="$D $b/$q-$r.*"; done; [ -z "$D" ] || LC_ALL=C rm -f -- $D;'
 )
+# Hundredths of a second after a check's deadline by which its watchdog has stopped it.
+LATE = 1000
 
 
 def sweeps(marker: str) -> bool:
@@ -229,6 +240,8 @@ def script(items: Sequence[BatchItem], marker: str, *, sweep: bool | None = None
     frame = f"{FRAME} {marker}"
     swept = sweeps(marker) if sweep is None else sweep
     shm, tmp = (shlex.quote(f"{parent}/oorfix-batch-{marker}") for parent in OWN_PARENTS)
+    helpers = _HELPERS.replace("@SHELL_BYTES@", str(SHELL_BYTES))
+    sweep_text = _SWEEP.replace("@LATE@", str(_hundredths(KILL_GRACE) + LATE))
     watchdog = _WATCHDOG.replace("@SHORTEST@", str(min(map(_limit, items), default=1))).replace(
         "@GRACE@", str(_hundredths(KILL_GRACE))
     )
@@ -246,13 +259,13 @@ def script(items: Sequence[BatchItem], marker: str, *, sweep: bool | None = None
     # Without /proc/uptime (not Linux) there is no clock for the limits: the checks then
     # run on their own, each under `timeout`.
     setup = (
-        f'{_HELPERS}; u 2>/dev/null; [ -n "$n" ] || exit 97; u0=$n; '
+        f'{helpers}; u 2>/dev/null; [ -n "$n" ] || exit 97; u0=$n; '
         f"B=$((n + {_hundredths(budget(items))})); "
         f'{place}; p="$b/$$-{marker}"; stop="$p.stop"; true >"$p.w"; '
-        f"{_END.replace('@SWEEP@', _SWEEP if swept else '')}; "
+        f"{_END.replace('@SWEEP@', sweep_text if swept else '')}; "
         f"( {watchdog} ) </dev/null >/dev/null 2>&1 & W=$!; "
         "trap 'kill $W 2>/dev/null; z' EXIT; "
-        "T=; F=; N=; Q=; t=0; c="
+        "T=; F=; N=; Q=; E=; t=0; c="
     )
     # The sizes, then the data. Up to SHELL_BYTES in all: the sizes the checks' writes came
     # to, the files that are not empty printed by `x`, and what `x` printed of each on the
@@ -262,6 +275,10 @@ def script(items: Sequence[BatchItem], marker: str, *, sweep: bool | None = None
         '[ -z "$T" ] || { u; T="$T:$n"; }; LC_ALL=C; '
         f"printf '%s times %s%s\\n' '{frame}' \"$u0\" \"$T\"; "
         f'if [ -z "$F" ]; then :; elif [ $t -le {SHELL_BYTES} ]; then '
+        # A file empty when its check ended may not be now (a writer the check left, or the
+        # file gone): then its size cannot be told.
+        'for f in $E; do if [ -s "$p.$f" ] || [ ! -e "$p.$f" ]; then Q="$Q -1 $f"; '
+        'else Q="$Q 0 $f"; fi; done; '
         f"printf '%s sizes\\n' '{frame}'; printf '%s %s\\n' $Q; printf '%s data\\n' '{frame}'; "
         'for f in $N; do x "$p.$f"; c="$c $f:$m"; done; '
         f"else s=$(LC_ALL=C wc -c $F); printf '%s sizes\\n%s\\n%s data\\n' '{frame}' \"$s\" "
@@ -382,7 +399,8 @@ def _streams(ran: Sequence[_Ran]) -> list[str]:
 
 def _printed(data: _Data, sizes: dict[str, int]) -> dict[str, Output]:
     """The streams the shell printed, each exactly as it came to its size, and the empty ones."""
-    found = {name: Output() for name, size in sizes.items() if size == 0}
+    printed = {name for name, _ in data.printed}
+    found = {name: Output() for name, size in sizes.items() if size == 0 and name not in printed}
     raw = _exact(data.text, sum(count for _, count in data.printed))
     if raw is None:
         return found  # which bytes are whose cannot be told: only the empty ones are sure

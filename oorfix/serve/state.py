@@ -62,6 +62,8 @@ class ServiceState:
             return []
         jobs = []
         for path in sorted(self.queue.glob("*.json")):
+            if path.name.startswith("."):
+                continue  # a job being written (write_json_atomic's temporary file)
             try:
                 jobs.append(QueuedJob.from_json(json.loads(path.read_text(encoding="utf-8"))))
             except (OSError, ValueError, KeyError, TypeError) as exc:

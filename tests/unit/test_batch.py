@@ -39,6 +39,15 @@ from oorfix.transport.shell import Become
 from .fakes import make_engine
 
 
+@pytest.fixture(autouse=True)
+def _login_of_the_tests_own(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Batches run here leave their files in a directory of the test's own, removed after."""
+    name = f"oorfix-test-{new_marker()}"
+    monkeypatch.setenv("LOGNAME", name)
+    yield
+    shutil.rmtree(f"{batch_script.SHARED_PARENT}/oorfix-{name}", ignore_errors=True)
+
+
 def captured(raw: bytes, *, head: int = 64 * 1024, tail: int = 64 * 1024) -> Output:
     """``raw`` as a transport hands it over: bounded and decoded by a Capture."""
     capture = Capture(head, tail)
@@ -282,23 +291,41 @@ def test_the_login_users_directory_is_private_reused_and_swept(login: str) -> No
     assert sorted(left) == sorted(markers[-2:] * (2 * len(items) + 1))
 
 
-def test_the_sweep_spares_live_batches_and_one_that_died_within_a_check(login: str) -> None:
+def test_the_sweep_spares_live_batches_and_one_that_died_within_a_check(
+    login: str, tmp_path: Path
+) -> None:
     folder = Path(f"{batch_script.SHARED_PARENT}/oorfix-{login}")
     folder.mkdir(mode=0o700)
     # No process has a PID above pid_max: those batches are dead.
     dead = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
-    for n in range(3):
-        (folder / f"{dead}-gone{n}.w").write_text("")
-        (folder / f"{dead}-gone{n}.0.o").write_text("")
-    kept = [f"{os.getpid()}-live.w", f"{os.getpid()}-live.0.o", f"{dead}-within.w", "odd.w"]
+    gone = [f"{dead}-{new_marker()}" for _ in range(3)]
+    for name in gone:
+        (folder / f"{name}.w").write_text("")
+        (folder / f"{name}.0.o").write_text("")
+    live, within, long_ago, odd = (
+        f"{pid}-{new_marker()}" for pid in (os.getpid(), dead, dead, dead)
+    )
+    kept = [f"{live}.w", f"{live}.0.o", f"{within}.w", "odd.w", f"{dead}-x *.w", f"{odd}.0.o"]
     for name in kept:
         (folder / name).write_text("")
-    # Died within a check: its watchdog removes its files once it has stopped the check.
-    (folder / f"{dead}-within.w").write_text("4242 1 0\n")
+    # Died within a check: its watchdog removes its files once it has stopped the check, by
+    # the deadline (in uptime hundredths) and its grace; long after it, it died too.
+    now = int(float(Path("/proc/uptime").read_text().split()[0]) * 100)
+    (folder / f"{within}.w").write_text(f"{now + 6000} 4242 0\n")
+    (folder / f"{long_ago}.w").write_text(f"{now - 3 * batch_script.LATE} 4242 0\n")
+    (folder / f"{long_ago}.0.o").write_text("left")
+    # A name that is not a batch's is left alone, whatever it holds: the list is expanded
+    # unquoted, and a blank would make a pattern of the current directory's files.
+    (tmp_path / "precious").write_text("")
     env = {"PATH": os.environ["PATH"], "LOGNAME": login}
-    marker, results = _in_env([BatchItem(Command("true"), 5)], env, sweep=True)
-    assert results != [None]
+    marker = new_marker()
+    text = script([BatchItem(Command("true"), 5)], marker, sweep=True)
+    done = subprocess.run(
+        ["/bin/sh", "-c", text], capture_output=True, check=True, env=env, cwd=tmp_path
+    )
+    assert parse([BatchItem(Command("true"), 5)], captured(done.stdout), marker, utcnow()) != [None]
     assert sorted(f.name for f in folder.iterdir() if marker not in f.name) == sorted(kept)
+    assert (tmp_path / "precious").exists()
 
 
 @pytest.mark.parametrize("squat", ["another user's", "link", "file", "odd name"])
@@ -429,14 +456,71 @@ def test_a_batch_over_its_whole_budget_is_killed_by_its_watchdog(
         subprocess.run(["pkill", "-f", marker], check=False)
 
 
-def test_no_check_starts_once_the_watchdog_is_gone() -> None:
-    # The check kills every other child of the batch's shell: the watchdog.
-    killer = 'for p in $(pgrep -P $PPID); do [ "$p" = $$ ] || kill -KILL "$p"; done'
-    items = [BatchItem(Command(killer), 5), BatchItem(Command("echo never"), 5)]
-    first, second = run_batch(items)
+def test_no_check_starts_once_the_watchdog_is_gone(tmp_path: Path) -> None:
+    # The first check kills every other child of the batch's shell: the watchdog. The batch's
+    # shell learns of it once it has reaped it: while it waits for the first check, or else
+    # for the second, which waits for that (the watchdog's /proc entry gone).
+    noted = tmp_path / "watchdog"
+    each = f'[ "$p" = $$ ] || {{ echo $p >{noted}; kill -KILL "$p"; }}'
+    killer = f"for p in $(pgrep -P $PPID); do {each}; done"
+    reaped = f"while [ -e /proc/$(cat {noted}) ]; do sleep 0.01; done"
+    items = [
+        BatchItem(Command(killer), 5),
+        BatchItem(Command(reaped), 5),
+        BatchItem(Command("echo never"), 5),
+    ]
+    first, second, third = run_batch(items)
     assert first is not None
     assert first.rc == 0
-    assert second is None  # it runs on its own, under its own time limit
+    # The second starts only if the batch's shell had not reaped the watchdog yet; the third
+    # never does (each runs on its own, under its own time limit).
+    assert second is None or second.rc == 0
+    assert third is None
+
+
+def test_streams_written_around_the_batchs_descriptors_are_told_exactly() -> None:
+    # Reopened by name, the file gets a description of its own: the batch's descriptor does
+    # not move, and `wc` tells the size.
+    items = [
+        BatchItem(Command("echo a | tee /dev/stderr"), 5),
+        BatchItem(Command("sh -c 'echo err >/dev/stderr; exit 1'"), 5),
+    ]
+    teed, reopened = run_batch(items)
+    assert teed is not None
+    assert reopened is not None
+    assert (teed.stdout.text, teed.stderr.text) == ("a\n", "a\n")
+    assert (reopened.rc, reopened.stdout.text, reopened.stderr.text) == (1, "", "err\n")
+
+
+def test_a_stream_filled_after_its_check_ended_is_not_told_empty(tmp_path: Path) -> None:
+    # A writer the first check left fills its stdout once the second check has started.
+    go, wrote = tmp_path / "go", tmp_path / "wrote"
+    writer = f"(while [ ! -e {go} ]; do sleep 0.01; done; echo late; touch {wrote}) &"
+    waiter = f"touch {go}; while [ ! -e {wrote} ]; do sleep 0.01; done"
+    items = [BatchItem(Command(f"sh -c '{writer}'"), 5), BatchItem(Command(waiter), 5)]
+    left, waited = run_batch(items)
+    assert left is None  # it runs on its own
+    assert waited is not None
+
+
+def test_a_check_whose_files_cannot_be_opened_does_not_run(login: str) -> None:
+    # The first check puts a directory where the second's stdout would go.
+    marker = new_marker()
+    folder = Path(f"{batch_script.SHARED_PARENT}/oorfix-{login}")
+    items = [
+        BatchItem(Command(f"mkdir {folder}/$PPID-{marker}.1.o"), 5),
+        BatchItem(Command("echo blocked"), 5),
+        BatchItem(Command("echo after"), 5),
+    ]
+    env = {"PATH": os.environ["PATH"], "LOGNAME": login}
+    done = subprocess.run(
+        ["sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
+    )
+    first, blocked, after = parse(items, captured(done.stdout), marker, utcnow())
+    assert first is not None
+    assert blocked is None  # it runs on its own
+    assert after is not None
+    assert after.stdout.text == "after\n"
 
 
 def _files(marker: str) -> list[Path]:

@@ -372,3 +372,14 @@ def test_a_fault_that_clears_and_comes_back_is_news_again(tmp_path: Path) -> Non
     assert statuses == ["would_fix", "healthy", "would_fix"]
     rig.service.stop(timeout=60)
     assert [(b["event"], b["host"]) for b in rig.posts.bodies] == [("escalated", "h1")] * 2
+
+
+def test_a_job_being_written_is_not_read_from_the_queue(tmp_path: Path) -> None:
+    # write_json_atomic's temporary file, half written: the reader must not set it aside,
+    # or the writer's rename fails and the job is lost.
+    state = ServiceState(StateDir(tmp_path / "state"))
+    state.ensure()
+    partial = state.queue / ".tmp-abc123.json"
+    partial.write_text('{"id": "job-')
+    assert state.pending() == []
+    assert partial.read_text() == '{"id": "job-'
