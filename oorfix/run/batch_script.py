@@ -22,6 +22,8 @@ batch does not remove its files (an exec): it empties those that are not, and on
 Only when every check has run does the script print, after a random marker:
 
     MARKER times UPTIME0 i:rc:start:end ...      the checks that ran (uptime in 1/100 s)
+    MARKER offsets, then "BYTES i.o|i.e" lines   (over SHELL_BYTES only) where the check's
+                                                 writes came to
     MARKER sizes, then "BYTES i.o|i.e" lines     total bytes of each stream
     MARKER data, then the files                  raw, one after the other
     (a newline) MARKER end [i.o:BYTES ...]
@@ -31,7 +33,14 @@ that are not empty, and the end line says how many bytes it printed of each: a s
 when that is its size (a NUL byte, which the shell drops, or bytes written after the check
 ended, fail that), and the data is split by those counts. More output: ``wc -c`` tells the
 sizes, one ``head -q -c`` prints every file's first KEEP_BYTES, and the reader splits them by
-the sizes. So a batch forks, besides the checks themselves, the watchdog's sleep (one, when
+the sizes, reading a stream only where its size is its offset. A check that reopens its
+stdout or stderr by name (``echo x >/dev/stderr``, ``tee /dev/stdout``) cuts the file and
+writes it through a description of its own, and the file no longer holds what a pipe would
+have carried: an offset of 0 tells, and the check runs on its own. What cannot be told:
+a check that writes through both descriptions and ends with the file as long as its offset
+(``echo a; echo b >/dev/stdout; echo c``), as with any capture in a file.
+
+So a batch forks, besides the checks themselves, the watchdog's sleep (one, when
 every check ends well within its limit), wc and head only for larger outputs, mkdir only where
 the directory is not there yet, rm once in SWEEP_EVERY batches, and pgrep only to stop a check
 that overran. A check's output never reaches the channel before every size is printed, the
@@ -188,20 +197,23 @@ _WATCHDOG = (
 # dead starts no further check. `v NAME FD` notes a stream: when its file is empty, among
 # those to look at again before the report (`E`); else its size, the offset of the main
 # shell's descriptor, which the check's writes moved, and its name among those to print
-# (`N`). An offset of 0 (the check wrote to the file through a descriptor of its own, as
-# `echo x >/dev/stderr` does) or one that cannot be read sends the batch to `wc`. `x FILE`
-# prints a file with builtins only, and counts the bytes it printed in `m`.
+# (`N`, with the size). An offset of 0 (the check wrote to the file through a description of
+# its own, as `echo x >/dev/stderr` does: reopened by name, the file is cut to nothing first)
+# or one that cannot be read leaves the size unknown: that check runs on its own. `x FILE
+# SIZE` prints a file with builtins only, no further than past SIZE, and counts the bytes it
+# printed in `m`.
 _HELPERS = (
     "u() { n=; read n _ </proc/uptime; n=${n%.*}${n#*.}; }; "
-    'v() { if [ -s "$p.$1" ]; then q=; read _ q _ </proc/$$/fdinfo/$2; N="$N $1"; '
-    "case $q in ''|0|*[!0-9]*) q=-1; t=$((t + @SHELL_BYTES@ + 1));; *) t=$((t + q));; esac; "
+    'v() { if [ -s "$p.$1" ]; then q=; read _ q _ </proc/$$/fdinfo/$2; '
+    "case $q in ''|0|*[!0-9]*) q=-1;; *) t=$((t + q)); N=\"$N $1:$q\";; esac; "
     'Q="$Q $q $1"; else E="$E $1"; fi; }; '
     'w() { u; [ -z "$T" ] || T="$T:$n"; echo "$((n + $2)) $1 $i" >"$p.w"; '
     'wait $1; r=$?; true >"$p.w"; '
     'if [ -e "$p.k$i" ]; then [ $r = 137 ] || r=124; fi; '
     'T="$T $i:$r:$n"; F="$F $p.$i.o $p.$i.e"; v $i.o 5; v $i.e 6; '
     'kill -0 $W || true >"$stop"; }; '
-    "x() { l=; m=0; while IFS= read -r l; do printf '%s\\n' \"$l\"; m=$((m + ${#l} + 1)); l=; "
+    "x() { l=; m=0; while [ $m -le $2 ] && IFS= read -r l; do printf '%s\\n' \"$l\"; "
+    "m=$((m + ${#l} + 1)); l=; "
     'done <"$1"; printf %s "$l"; m=$((m + ${#l})); }'
 )
 
@@ -280,8 +292,11 @@ def script(items: Sequence[BatchItem], marker: str, *, sweep: bool | None = None
         'for f in $E; do if [ -s "$p.$f" ] || [ ! -e "$p.$f" ]; then Q="$Q -1 $f"; '
         'else Q="$Q 0 $f"; fi; done; '
         f"printf '%s sizes\\n' '{frame}'; printf '%s %s\\n' $Q; printf '%s data\\n' '{frame}'; "
-        'for f in $N; do x "$p.$f"; c="$c $f:$m"; done; '
-        f"else s=$(LC_ALL=C wc -c $F); printf '%s sizes\\n%s\\n%s data\\n' '{frame}' \"$s\" "
+        'for f in $N; do x "$p.${f%:*}" ${f#*:}; c="$c ${f%:*}:$m"; done; '
+        # `wc`'s sizes must be the offsets (and 0 where the file was empty at its check's end).
+        f'else s=$(LC_ALL=C wc -c $F); for f in $E; do Q="$Q 0 $f"; done; '
+        f"printf '%s offsets\\n' '{frame}'; printf '%s %s\\n' $Q; "
+        f"printf '%s sizes\\n%s\\n%s data\\n' '{frame}' \"$s\" "
         f"'{frame}'; LC_ALL=C head -q -c {KEEP_BYTES} $F; fi; "
         f"printf '\\n%s end%s\\n' '{frame}' \"$c\""
     )
@@ -413,17 +428,21 @@ def _printed(data: _Data, sizes: dict[str, int]) -> dict[str, Output]:
     return found
 
 
-def _headed(data: _Data, sizes: dict[str, int], streams: Sequence[str]) -> dict[str, Output]:
-    """The streams ``head`` printed: the first KEEP_BYTES of each, one after the other."""
+def _headed(
+    data: _Data, sizes: dict[str, int], offsets: dict[str, int], streams: Sequence[str]
+) -> dict[str, Output]:
+    """The streams ``head`` printed: the first KEEP_BYTES of each, one after the other; a
+    stream whose size is not the offset its check's writes came to is not told."""
     if not all(name in sizes for name in streams):
-        return {name: Output() for name in streams if sizes.get(name) == 0}
+        return {}
     kept = [min(sizes[name], KEEP_BYTES) for name in streams]
     raw = _exact(data.text, sum(kept))
     if raw is None:
-        return {name: Output() for name in streams if sizes[name] == 0}
+        return {}  # the data is not what `wc` counted: it changed meanwhile
     found, offset = {}, 0
     for name, size in zip(streams, kept, strict=True):
-        found[name] = _output(raw[offset : offset + size], sizes[name])
+        if offsets.get(name) == sizes[name]:
+            found[name] = _output(raw[offset : offset + size], sizes[name])
         offset += size
     return found
 
@@ -444,12 +463,18 @@ def parse(
     ran = _ran(fields[1:], len(items))
     # A cut (bounded capture) leaves no way to tell where each check's bytes are.
     data = _data(rest, marker) if found and not stdout.truncated else None
+    # Printed by `head`, the sizes are `wc`'s, and good only where they are the offsets.
+    offsets = _sizes(sections["offsets"][1]) if "offsets" in sections else None
     if data is None:
-        outputs = {name: Output() for name, size in sizes.items() if size == 0}
-    elif data.printed:
+        outputs = {
+            name: Output()
+            for name, size in sizes.items()
+            if size == 0 and (offsets is None or offsets.get(name) == 0)
+        }
+    elif offsets is None:
         outputs = _printed(data, sizes)
     else:
-        outputs = _headed(data, sizes, _streams(ran))
+        outputs = _headed(data, sizes, offsets, _streams(ran))
     for check in ran:
         out, err = (outputs.get(f"{check.index}.{stream}") for stream in ("o", "e"))
         if out is None or err is None:

@@ -179,7 +179,7 @@ def test_data_that_does_not_come_to_the_sizes_told_is_not_read(printer: str) -> 
     marker = new_marker()
     text, late = script(items, marker), 'echo late >>"$p.0.o"; '
     # After `wc`, or before the shell prints the files.
-    counted, printing = "s=$(LC_ALL=C wc -c $F); ", 'for f in $N; do x "$p.$f"'
+    counted, printing = "s=$(LC_ALL=C wc -c $F); ", 'for f in $N; do x "$p.${f%:*}"'
     assert text.count(counted) == text.count(printing) == 1
     if printer == "head":
         grown = text.replace(counted, counted + late)
@@ -478,18 +478,23 @@ def test_no_check_starts_once_the_watchdog_is_gone(tmp_path: Path) -> None:
     assert third is None
 
 
-def test_streams_written_around_the_batchs_descriptors_are_told_exactly() -> None:
-    # Reopened by name, the file gets a description of its own: the batch's descriptor does
-    # not move, and `wc` tells the size.
+@pytest.mark.parametrize("printer", ["shell", "head"])
+def test_a_stream_written_by_name_sends_its_check_to_run_alone(printer: str) -> None:
+    # Reopened by name, the file is cut to nothing and written through a description of its
+    # own: the batch's descriptor does not move, and what the file holds is not what a pipe
+    # would have carried (run alone, `tee` gives "a" on both streams, in order).
     items = [
         BatchItem(Command("echo a | tee /dev/stderr"), 5),
         BatchItem(Command("sh -c 'echo err >/dev/stderr; exit 1'"), 5),
+        BatchItem(Command("echo plain"), 5),
     ]
-    teed, reopened = run_batch(items)
-    assert teed is not None
-    assert reopened is not None
-    assert (teed.stdout.text, teed.stderr.text) == ("a\n", "a\n")
-    assert (reopened.rc, reopened.stdout.text, reopened.stderr.text) == (1, "", "err\n")
+    if printer == "head":
+        items.append(BatchItem(Command("head -c 2000 /dev/zero | tr '\\0' a"), 5))
+    teed, reopened, plain, *big = run_batch(items)
+    assert (teed, reopened) == (None, None)
+    assert plain is not None
+    assert plain.stdout.text == "plain\n"
+    assert all(result is not None and len(result.stdout.text) == 2000 for result in big)
 
 
 def test_a_stream_filled_after_its_check_ended_is_not_told_empty(tmp_path: Path) -> None:
@@ -500,6 +505,21 @@ def test_a_stream_filled_after_its_check_ended_is_not_told_empty(tmp_path: Path)
     items = [BatchItem(Command(f"sh -c '{writer}'"), 5), BatchItem(Command(waiter), 5)]
     left, waited = run_batch(items)
     assert left is None  # it runs on its own
+    assert waited is not None
+
+
+def test_the_shell_prints_no_more_of_a_file_than_its_check_wrote(tmp_path: Path) -> None:
+    # A writer the first check left grows its stdout to 200 KB after the check ended: the
+    # shell, which reads a byte a system call, stops past the size the check's writes came to.
+    go, wrote = tmp_path / "go", tmp_path / "wrote"
+    grow = f"while [ ! -e {go} ]; do sleep 0.01; done; yes | head -c 200000; touch {wrote}"
+    waiter = f"touch {go}; while [ ! -e {wrote} ]; do sleep 0.01; done"
+    items = [BatchItem(Command(f"sh -c 'echo x; ({grow}) &'"), 5), BatchItem(Command(waiter), 5)]
+    marker = new_marker()
+    done = subprocess.run(["sh", "-c", script(items, marker)], capture_output=True, check=True)
+    assert len(done.stdout) < 2000
+    grown, waited = parse(items, captured(done.stdout), marker, utcnow())
+    assert grown is None  # it runs on its own
     assert waited is not None
 
 
