@@ -523,6 +523,19 @@ def test_the_shell_prints_no_more_of_a_file_than_its_check_wrote(tmp_path: Path)
     assert waited is not None
 
 
+def test_a_size_that_cannot_be_read_sends_the_check_to_run_alone() -> None:
+    # As where /proc/PID/fdinfo is missing or says something else.
+    items = [BatchItem(Command("echo printed"), 5), BatchItem(Command("true"), 5)]
+    marker = new_marker()
+    text = script(items, marker)
+    assert text.count("/proc/$$/fdinfo/$2") == 1
+    hidden = text.replace("/proc/$$/fdinfo/$2", "/proc/$$/fdinfo-none/$2")
+    done = subprocess.run(["sh", "-c", hidden], capture_output=True, check=True)
+    printed, quiet = parse(items, captured(done.stdout), marker, utcnow())
+    assert printed is None  # it runs on its own
+    assert quiet is not None
+
+
 def test_a_check_whose_files_cannot_be_opened_does_not_run(login: str) -> None:
     # The first check puts a directory where the second's stdout would go.
     marker = new_marker()
