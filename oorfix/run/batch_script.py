@@ -240,6 +240,11 @@ _SWEEP = (
 # Hundredths of a second after a check's deadline by which its watchdog has stopped it.
 LATE = 1000
 
+_ENDS = _END.replace("@SWEEP@", "")
+_ENDS_SWEEPING = _END.replace(
+    "@SWEEP@", _SWEEP.replace("@LATE@", str(_hundredths(KILL_GRACE) + LATE))
+)
+
 
 def sweeps(marker: str) -> bool:
     """Whether the batch ``marker`` removes the files dead batches left: one in SWEEP_EVERY."""
@@ -252,8 +257,6 @@ def script(items: Sequence[BatchItem], marker: str, *, sweep: bool | None = None
     frame = f"{FRAME} {marker}"
     swept = sweeps(marker) if sweep is None else sweep
     shm, tmp = (shlex.quote(f"{parent}/oorfix-batch-{marker}") for parent in OWN_PARENTS)
-    helpers = _HELPERS.replace("@SHELL_BYTES@", str(SHELL_BYTES))
-    sweep_text = _SWEEP.replace("@LATE@", str(_hundredths(KILL_GRACE) + LATE))
     watchdog = _WATCHDOG.replace("@SHORTEST@", str(min(map(_limit, items), default=1))).replace(
         "@GRACE@", str(_hundredths(KILL_GRACE))
     )
@@ -271,10 +274,10 @@ def script(items: Sequence[BatchItem], marker: str, *, sweep: bool | None = None
     # Without /proc/uptime (not Linux) there is no clock for the limits: the checks then
     # run on their own, each under `timeout`.
     setup = (
-        f'{helpers}; u 2>/dev/null; [ -n "$n" ] || exit 97; u0=$n; '
+        f'{_HELPERS}; u 2>/dev/null; [ -n "$n" ] || exit 97; u0=$n; '
         f"B=$((n + {_hundredths(budget(items))})); "
         f'{place}; p="$b/$$-{marker}"; stop="$p.stop"; true >"$p.w"; '
-        f"{_END.replace('@SWEEP@', sweep_text if swept else '')}; "
+        f"{_ENDS_SWEEPING if swept else _ENDS}; "
         f"( {watchdog} ) </dev/null >/dev/null 2>&1 & W=$!; "
         "trap 'kill $W 2>/dev/null; z' EXIT; "
         "T=; F=; N=; Q=; E=; t=0; c="

@@ -263,9 +263,13 @@ def login() -> Iterator[str]:
 
 
 def _in_env(
-    items: list[BatchItem], env: dict[str, str], *, sweep: bool | None = None
+    items: list[BatchItem],
+    env: dict[str, str],
+    *,
+    sweep: bool | None = None,
+    marker: str | None = None,
 ) -> tuple[str, list[CommandResult | None]]:
-    marker = new_marker()
+    marker = marker or new_marker()
     text = script(items, marker, sweep=sweep)
     done = subprocess.run(["/bin/sh", "-c", text], capture_output=True, check=True, env=env)
     return marker, parse(items, captured(done.stdout), marker, utcnow())
@@ -392,10 +396,7 @@ def test_the_watchdog_outlives_a_mark_it_cannot_write(login: str) -> None:
         BatchItem(Command("echo after"), 5),
     ]
     env = {"PATH": os.environ["PATH"], "LOGNAME": login}
-    done = subprocess.run(
-        ["sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
-    )
-    planted, slow, after = parse(items, captured(done.stdout), marker, utcnow())
+    _, (planted, slow, after) = _in_env(items, env, marker=marker)
     assert planted is not None
     assert planted.rc == 0
     assert slow is not None
@@ -546,10 +547,7 @@ def test_a_check_whose_files_cannot_be_opened_does_not_run(login: str) -> None:
         BatchItem(Command("echo after"), 5),
     ]
     env = {"PATH": os.environ["PATH"], "LOGNAME": login}
-    done = subprocess.run(
-        ["sh", "-c", script(items, marker)], capture_output=True, check=True, env=env
-    )
-    first, blocked, after = parse(items, captured(done.stdout), marker, utcnow())
+    _, (first, blocked, after) = _in_env(items, env, marker=marker)
     assert first is not None
     assert blocked is None  # it runs on its own
     assert after is not None
