@@ -1,8 +1,13 @@
 """The script that runs many read-only checks of one host in one round trip, and its reading.
 
-Each check costs the host what the same command costs in a plain script: it is started
-directly (a check of plain words without ``sh -c``), in the background, with stdout and
-stderr redirected to files of its own, and the script waits for it. Its exit status and
+Each check costs the host what the same command costs in a plain script: a check of plain
+words is started directly, one with shell syntax (pipes, quotes, ``&&``) in a subshell of
+the batch's shell (a fork, where ``sh -c`` would also exec a shell: ``$$`` there is the
+batch's shell's PID, as in any subshell), in the background, with stdout and stderr
+redirected to files of its own, and the script waits for it. A check made only of the
+builtins ``true``, ``false``, ``test``, ``[`` or ``echo`` and plain words runs in the
+batch's shell itself, with no fork (it cannot be stopped at its limit, but waits on nothing
+but a file's status). Its exit status and
 times are kept in shell variables (times come from ``read`` on ``/proc/uptime``, a shell
 builtin; a check ends when the next one starts). Time limits are enforced on the host by one
 watchdog per batch, a subshell that sleeps until the running check's deadline: then it sends
@@ -137,21 +142,42 @@ def _limit(item: BatchItem) -> int:
     return _hundredths(item.timeout) + 1
 
 
-# The main shell's own functions (see _HELPERS, and `z`): a check whose first word is one of
-# these (`w` is also a program) must not call the function, so it runs through `sh -c`.
-_FUNCTIONS = frozenset({"u", "v", "w", "x", "z"})
+# The main shell's own functions (see _HELPERS, `o` and `z`), and its variables: a check that
+# is not run directly runs in a subshell of the main shell, which sets them aside first, so
+# that the check finds what `sh -c` would give it.
+_FUNCTIONS = frozenset({"o", "u", "v", "w", "x", "z"})
+_VARIABLES = "B E F N Q T W b c f i l m n p q r s stop t u0 y"
+# Builtins that cannot wait on anything but a file's status, and print only their words: such
+# a check runs in the main shell itself, with no fork (as `sh -c` runs it, as a builtin).
+_BUILTINS = frozenset({"echo", "false", "test", "true"})
+_WORD = r"[A-Za-z0-9_./:,+@%=-]+"
+_BUILTIN_WORDS = re.compile(rf"(?P<first>[a-z]+)( +{_WORD})*|\[( +{_WORD})+ +\]")
+
+
+def _builtin(text: str) -> str | None:
+    """``text`` as plain words the main shell may run as a builtin, or None."""
+    found = _BUILTIN_WORDS.fullmatch(text.strip())
+    if found is None or found["first"] not in (None, *_BUILTINS):
+        return None
+    return " ".join(text.split())
 
 
 def _check(index: int, item: BatchItem) -> str:
-    direct = direct_argv(item.command.text)
-    if direct is not None and direct.split(" ", 1)[0] in _FUNCTIONS:
-        direct = None
-    run = direct if direct is not None else f"sh -c {shlex.quote(item.command.text)}"
+    text = item.command.text
     # The main shell opens the check's files: their offsets then tell what the check wrote.
     # Should it fail to, the check does not run (`command`: the failure does not end the
     # shell), and it runs on its own.
     files = f'command exec 5>"$p.{index}.o" 6>"$p.{index}.e"'
-    started = f"{run} >&5 2>&6 5>&- 6>&- </dev/null & w $! {_limit(item)}"
+    builtin = _builtin(text)
+    if builtin is not None:
+        started = f'u; [ -z "$T" ] || T="$T:$n"; command {builtin} >&5 2>&6 </dev/null; o'
+    else:
+        direct = direct_argv(text)
+        if direct is None or direct.split(" ", 1)[0] in _FUNCTIONS:
+            # As `sh -c` would, without the exec of a shell: a syntax error ends the subshell.
+            forget = f"unset -f {' '.join(sorted(_FUNCTIONS))}; unset {_VARIABLES}"
+            direct = f"( {forget}; eval {shlex.quote(text)} )"
+        started = f"{direct} >&5 2>&6 5>&- 6>&- </dev/null & w $! {_limit(item)}"
     return f'[ -e "$stop" ] || {{ i={index}; {files} && {{ {started}; }}; }}'
 
 
@@ -212,6 +238,8 @@ _HELPERS = (
     'if [ -e "$p.k$i" ]; then [ $r = 137 ] || r=124; fi; '
     'T="$T $i:$r:$n"; F="$F $p.$i.o $p.$i.e"; v $i.o 5; v $i.e 6; '
     'kill -0 $W || true >"$stop"; }; '
+    # `o` notes a check the main shell ran itself, as `w` does.
+    'o() { r=$?; T="$T $i:$r:$n"; F="$F $p.$i.o $p.$i.e"; v $i.o 5; v $i.e 6; }; '
     "x() { l=; m=0; while [ $m -le $2 ] && IFS= read -r l; do printf '%s\\n' \"$l\"; "
     "m=$((m + ${#l} + 1)); l=; "
     'done <"$1"; printf %s "$l"; m=$((m + ${#l})); }'

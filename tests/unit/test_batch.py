@@ -386,10 +386,11 @@ def test_what_term_reached_is_killed_after_the_grace_though_the_check_died() -> 
 
 def test_the_watchdog_outlives_a_mark_it_cannot_write(login: str) -> None:
     # A redirection that fails ends a shell when it is a special builtin's (`:`). The first
-    # check makes the second's mark a dangling link (files are named by the batch's PID).
+    # check makes the second's mark a dangling link (files are named by the batch's PID, the
+    # `$$` of a check that runs in a subshell of the batch's shell).
     marker = new_marker()
     folder = Path(f"{batch_script.SHARED_PARENT}/oorfix-{login}")
-    plant = f"ln -s /nonexistent/oorfix/mark {folder}/$PPID-{marker}.k1"
+    plant = f"ln -s /nonexistent/oorfix/mark {folder}/$$-{marker}.k1"
     items = [
         BatchItem(Command(plant), 5),
         BatchItem(Command("sleep 39.5"), 0.3),
@@ -444,7 +445,8 @@ def test_a_batch_over_its_whole_budget_is_killed_by_its_watchdog(
     # check's limit; the watchdog ends it at the batch's budget and cleans up.
     monkeypatch.setattr(batch_script, "budget", lambda items: 0.3)
     marker = new_marker()
-    items = [BatchItem(Command("kill -STOP $PPID"), 5), BatchItem(Command("echo never"), 5)]
+    # `$$`: a check that is not plain words runs in a subshell of the batch's shell.
+    items = [BatchItem(Command("kill -STOP $$"), 5), BatchItem(Command("echo never"), 5)]
     batch = subprocess.Popen(["sh", "-c", script(items, marker)], stdout=subprocess.PIPE)
     try:
         stdout, _ = batch.communicate(timeout=60)  # bounds a failing test only
@@ -461,9 +463,11 @@ def test_no_check_starts_once_the_watchdog_is_gone(tmp_path: Path) -> None:
     # The first check kills every other child of the batch's shell: the watchdog. The batch's
     # shell learns of it once it has reaped it: while it waits for the first check, or else
     # for the second, which waits for that (the watchdog's /proc entry gone).
+    # The check runs in a subshell of the batch's shell (`$$`), whose PID a shell it starts
+    # tells as its parent's.
     noted = tmp_path / "watchdog"
-    each = f'[ "$p" = $$ ] || {{ echo $p >{noted}; kill -KILL "$p"; }}'
-    killer = f"for p in $(pgrep -P $PPID); do {each}; done"
+    each = f'[ "$p" = "$me" ] || {{ echo $p >{noted}; kill -KILL "$p"; }}'
+    killer = f"me=$(exec sh -c 'echo $PPID'); for p in $(pgrep -P $$); do {each}; done"
     reaped = f"while [ -e /proc/$(cat {noted}) ]; do sleep 0.01; done"
     items = [
         BatchItem(Command(killer), 5),
@@ -542,7 +546,7 @@ def test_a_check_whose_files_cannot_be_opened_does_not_run(login: str) -> None:
     marker = new_marker()
     folder = Path(f"{batch_script.SHARED_PARENT}/oorfix-{login}")
     items = [
-        BatchItem(Command(f"mkdir {folder}/$PPID-{marker}.1.o"), 5),
+        BatchItem(Command(f"mkdir {folder}/$$-{marker}.1.o"), 5),
         BatchItem(Command("echo blocked"), 5),
         BatchItem(Command("echo after"), 5),
     ]
@@ -694,7 +698,7 @@ def test_checks_taken_before_a_fix_are_taken_again_after_it(
     assert [r.status for r in result.results] == [Outcome.FIXED, Outcome.HEALTHY]
 
 
-def test_a_check_of_plain_words_runs_without_a_shell(tmp_path: Path) -> None:
+def test_no_check_execs_a_shell(tmp_path: Path) -> None:
     bindir = _logging_tools(tmp_path, ("timeout", "sh", "uname"))
     items = [BatchItem(Command("uname -r"), 5), BatchItem(Command("uname -r | cat"), 5)]
     marker = new_marker()
@@ -707,8 +711,9 @@ def test_a_check_of_plain_words_runs_without_a_shell(tmp_path: Path) -> None:
     assert piped is not None
     assert plain.stdout.text == piped.stdout.text != ""
     ran = (tmp_path / "log").read_text().split()
-    # The plain check is exec'd directly; the piped one needs the shell; neither a timeout.
-    assert (ran.count("timeout"), ran.count("sh"), ran.count("uname")) == (0, 1, 2)
+    # The plain check is exec'd directly; the piped one runs in a subshell of the batch's
+    # shell (a fork, no exec); neither under a timeout.
+    assert (ran.count("timeout"), ran.count("sh"), ran.count("uname")) == (0, 0, 2)
 
 
 def test_a_check_named_like_a_helper_of_the_script_runs_the_program(tmp_path: Path) -> None:
@@ -760,10 +765,58 @@ def test_direct_argv_only_for_plain_words(text: str, direct: str | None) -> None
 
 @pytest.mark.parametrize(
     "text",
-    ["uname -r", "cat /etc/os-release", "id -u", "ls -d /tmp", "no-such-command-here x", "false"],
+    [
+        "uname -r",
+        "cat /etc/os-release",
+        "id -u",
+        "ls -d /tmp",
+        "no-such-command-here x",
+        "false",
+        # Run by the batch's shell itself.
+        "true",
+        "test -d /tmp",
+        "test -r /no/such/file",
+        "[ -d /tmp ]",
+        "[ 3 -gt 4 ]",
+        "echo  two   words",
+        "test -z",
+        # In a subshell of the batch's shell.
+        "uname -r | tr a-z A-Z",
+        "echo $HOME; echo err >&2; exit 3",
+        "test ! -e /no/such/file && echo absent",
+        "case x in x) echo matched;; esac",
+        "exit 7",
+        "echo 'unbalanced",
+    ],
 )
 def test_a_check_gives_the_same_status_and_output_with_or_without_the_shell(text: str) -> None:
     (batched,) = run_batch([BatchItem(Command(text), 5)])
     alone = subprocess.run(["sh", "-c", text], capture_output=True, check=False)
     assert batched is not None
     assert (batched.rc, batched.stdout.text) == (alone.returncode, alone.stdout.decode())
+    assert bool(batched.stderr.text) == bool(alone.stderr)
+
+
+def test_a_check_in_a_subshell_finds_none_of_the_batch_shells_names(login: str) -> None:
+    # `${X+X}` is X where X is set; `command -v` names a function, else a program's path.
+    names = batch_script._VARIABLES.split()
+    functions = sorted(batch_script._FUNCTIONS)
+    text = 'echo "[' + "".join(f"${{{n}+{n}}}" for n in names) + ']"; '
+    text += "; ".join(f"command -v {f} || echo no {f}" for f in functions)
+    checks = [BatchItem(Command("true"), 5), BatchItem(Command(text), 5)]
+    _, (_, batched) = _in_env(checks, {"PATH": os.environ["PATH"], "LOGNAME": login})
+    alone = subprocess.run(["sh", "-c", text], capture_output=True, check=False)
+    assert batched is not None
+    assert batched.stdout.text == alone.stdout.decode()
+    assert batched.stdout.text.startswith("[]\n")
+
+
+def test_every_name_the_batch_shell_sets_is_set_aside_for_a_check() -> None:
+    text = script([BatchItem(Command("uname"), 5)], new_marker())
+    main = text.replace(text[text.index("( S() {") : text.index("& W=$!")], "")
+    assigned = set(re.findall(r"(?<![\w$.{])([A-Za-z_]\w*)=", main))
+    assigned |= set(re.findall(r"\bfor (\w+) in ", main))
+    for names in re.findall(r"\bread (?:-r )?([\w ]+?) *<", main):
+        assigned |= set(names.split()) - {"_"}
+    # IFS and LC_ALL are set for one command, or for the report after every check.
+    assert assigned - {"IFS", "LC_ALL"} == set(batch_script._VARIABLES.split())
