@@ -40,7 +40,9 @@ STEP_STYLE = {
 
 def make_console(stderr: bool = False) -> Console:
     """A console that colours only a terminal and respects NO_COLOR (rich does both)."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    # No emoji: a host's output that holds ":fire:" is printed as it came (and rich's table
+    # of emoji codes is not loaded).
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
 
 
 class ConsoleObserver:

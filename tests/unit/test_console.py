@@ -6,6 +6,7 @@ import io
 
 import pytest
 from rich.console import Console
+from rich.markup import escape
 
 from oorfix.output.console import ConsoleObserver, fault_matrix, make_console
 from oorfix.results import HostResult, Outcome, RunMode, RunResult, utcnow
@@ -41,6 +42,13 @@ def test_no_progress_and_no_colour_off_a_terminal() -> None:
     assert "1/1" not in text
     assert "\x1b[" not in text
     assert "fixed h1 rb" in " ".join(text.split())
+
+
+def test_a_hosts_text_is_printed_as_it_came_not_as_emoji(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    make_console().print(f"[red]failed[/] {escape('disk :fire: at 95% :warning:')}")
+    assert "disk :fire: at 95% :warning:" in capsys.readouterr().out
 
 
 def test_no_color_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
