@@ -2,12 +2,12 @@
 
 Each check costs the host what the same command costs in a plain script: a check of plain
 words is started directly, one with shell syntax (pipes, quotes, ``&&``) in a subshell of
-the batch's shell (a fork, where ``sh -c`` would also exec a shell: ``$$`` there is the
-batch's shell's PID, as in any subshell), in the background, with stdout and stderr
-redirected to files of its own, and the script waits for it. A check made only of the
-builtins ``true``, ``false``, ``test``, ``[`` or ``echo`` and plain words runs in the
-batch's shell itself, with no fork (it cannot be stopped at its limit, but waits on nothing
-but a file's status). Its exit status and
+the batch's shell (a fork, where ``sh -c`` would also exec a shell; the batch's names and
+EXIT trap are set aside there, but ``$$``, ``$PPID`` and ``$!`` are the batch's shell's, as
+in any subshell, and the shell's own error messages may read ``eval:``), in the background,
+with stdout and stderr redirected to files of its own, and the script waits for it. A check
+of only ``true``, ``false`` or ``echo`` and plain words runs in the batch's shell itself,
+with no fork. Its exit status and
 times are kept in shell variables (times come from ``read`` on ``/proc/uptime``, a shell
 builtin; a check ends when the next one starts). Time limits are enforced on the host by one
 watchdog per batch, a subshell that sleeps until the running check's deadline: then it sends
@@ -143,23 +143,26 @@ def _limit(item: BatchItem) -> int:
 
 
 # The main shell's own functions (see _HELPERS, `o` and `z`), and its variables: a check that
-# is not run directly runs in a subshell of the main shell, which sets them aside first, so
-# that the check finds what `sh -c` would give it.
+# is not run directly runs in a subshell of the main shell, which sets them aside first (and
+# its EXIT trap), so that the check finds what `sh -c` would give it.
 _FUNCTIONS = frozenset({"o", "u", "v", "w", "x", "z"})
-_VARIABLES = "B E F N Q T W b c f i l m n p q r s stop t u0 y"
-# Builtins that cannot wait on anything but a file's status, and print only their words: such
-# a check runs in the main shell itself, with no fork (as `sh -c` runs it, as a builtin).
-_BUILTINS = frozenset({"echo", "false", "test", "true"})
-_WORD = r"[A-Za-z0-9_./:,+@%=-]+"
-_BUILTIN_WORDS = re.compile(rf"(?P<first>[a-z]+)( +{_WORD})*|\[( +{_WORD})+ +\]")
+_VARIABLES = "B E F N Q T W b c f i j l m n p q r s stop t u0 y"
+# Builtins that cannot wait on anything and print only their words: such a check runs in the
+# main shell itself, with no fork, as `sh -c` would run it. Not `test` or `[`: a file's
+# status on a mount that does not answer would hold the whole batch past every limit.
+_BUILTINS = frozenset({"echo", "false", "true"})
+_BUILTIN_WORDS = re.compile(r"(?P<first>[a-z]+)( +[A-Za-z0-9_./:,+@%=-]+)*")
+# What sh takes for blanks around a command (str.strip() would also take \r and U+00A0).
+_BLANKS = " \t\n"
 
 
 def _builtin(text: str) -> str | None:
     """``text`` as plain words the main shell may run as a builtin, or None."""
-    found = _BUILTIN_WORDS.fullmatch(text.strip())
-    if found is None or found["first"] not in (None, *_BUILTINS):
+    stripped = text.strip(_BLANKS)
+    found = _BUILTIN_WORDS.fullmatch(stripped)
+    if found is None or found["first"] not in _BUILTINS:
         return None
-    return " ".join(text.split())
+    return stripped  # plain words: the shell splits them as `sh -c` would
 
 
 def _check(index: int, item: BatchItem) -> str:
@@ -175,7 +178,7 @@ def _check(index: int, item: BatchItem) -> str:
         direct = direct_argv(text)
         if direct is None or direct.split(" ", 1)[0] in _FUNCTIONS:
             # As `sh -c` would, without the exec of a shell: a syntax error ends the subshell.
-            forget = f"unset -f {' '.join(sorted(_FUNCTIONS))}; unset {_VARIABLES}"
+            forget = f"trap - EXIT; unset -f {' '.join(sorted(_FUNCTIONS))}; unset {_VARIABLES}"
             direct = f"( {forget}; eval {shlex.quote(text)} )"
         started = f"{direct} >&5 2>&6 5>&- 6>&- </dev/null & w $! {_limit(item)}"
     return f'[ -e "$stop" ] || {{ i={index}; {files} && {{ {started}; }}; }}'
@@ -229,8 +232,8 @@ _WATCHDOG = (
 # SIZE` prints a file with builtins only, no further than past SIZE, and counts the bytes it
 # printed in `m`.
 _HELPERS = (
-    "u() { n=; read n _ </proc/uptime; n=${n%.*}${n#*.}; }; "
-    'v() { if [ -s "$p.$1" ]; then q=; read _ q _ </proc/$$/fdinfo/$2; '
+    "u() { n=; read n j </proc/uptime; n=${n%.*}${n#*.}; }; "
+    'v() { if [ -s "$p.$1" ]; then q=; read j q j </proc/$$/fdinfo/$2; '
     "case $q in ''|0|*[!0-9]*) q=-1;; *) t=$((t + q)); N=\"$N $1:$q\";; esac; "
     'Q="$Q $q $1"; else E="$E $1"; fi; }; '
     'w() { u; [ -z "$T" ] || T="$T:$n"; echo "$((n + $2)) $1 $i" >"$p.w"; '
@@ -261,7 +264,7 @@ _SWEEP = (
     'D=; for f in "$b"/*-*.w; do q=${f##*/}; r=${q#*-}; r=${r%.w}; q=${q%%-*}; '
     "case $q in ''|*[!0-9]*) continue;; esac; case $r in ''|*[!0-9a-f]*) continue;; esac; "
     '[ "$q" != $$ ] || continue; ! kill -0 "$q" 2>/dev/null || continue; '
-    'if [ -s "$f" ]; then d=; read d _ <"$f"; case $d in \'\'|*[!0-9]*) continue;; esac; '
+    'if [ -s "$f" ]; then d=; read d j <"$f"; case $d in \'\'|*[!0-9]*) continue;; esac; '
     "u; [ $n -gt $((d + @LATE@)) ] || continue; fi; "
     'D="$D $b/$q-$r.*"; done; [ -z "$D" ] || LC_ALL=C rm -f -- $D;'
 )

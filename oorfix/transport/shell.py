@@ -107,7 +107,7 @@ _SHELL_WORDS = frozenset(
 
 def direct_argv(text: str) -> str | None:
     """``text`` as words to exec without a shell (saves one exec per check), or None."""
-    stripped = text.strip()
+    stripped = text.strip(" \t\n")  # sh's blanks only: not \r, not U+00A0
     if not _PLAIN_WORDS.match(stripped) or stripped.split(" ", 1)[0] in _SHELL_WORDS:
         return None
     return " ".join(stripped.split())

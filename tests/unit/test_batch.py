@@ -755,6 +755,9 @@ def test_a_check_named_like_a_helper_of_the_script_runs_the_program(tmp_path: Pa
         ("grep 'a b' f", None),
         ("a\nb", None),
         ("", None),
+        (" uname  -r\n", "uname -r"),  # blanks around it are sh's
+        ("uname -r\r", None),  # not sh's blanks: part of the word
+        ("\u00a0uname -r", None),
     ],
 )
 def test_direct_argv_only_for_plain_words(text: str, direct: str | None) -> None:
@@ -763,38 +766,58 @@ def test_direct_argv_only_for_plain_words(text: str, direct: str | None) -> None
     assert direct_argv(text) == direct
 
 
+# Run by the batch's shell itself; every other check in a process of its own, under the
+# watchdog (`test` and `[` too: a file's status may hang on a mount that does not answer).
+_IN_THE_SHELL = ("true", "false", "echo  two   words")
+
+
+@pytest.mark.parametrize("shell", [["sh"], ["bash", "--posix"]], ids=["sh", "bash-posix"])
 @pytest.mark.parametrize(
     "text",
     [
+        *_IN_THE_SHELL,
+        # Exec'd directly.
         "uname -r",
         "cat /etc/os-release",
         "id -u",
         "ls -d /tmp",
         "no-such-command-here x",
-        "false",
-        # Run by the batch's shell itself.
-        "true",
         "test -d /tmp",
         "test -r /no/such/file",
+        # In a subshell of the batch's shell.
         "[ -d /tmp ]",
         "[ 3 -gt 4 ]",
-        "echo  two   words",
-        "test -z",
-        # In a subshell of the batch's shell.
         "uname -r | tr a-z A-Z",
         "echo $HOME; echo err >&2; exit 3",
         "test ! -e /no/such/file && echo absent",
         "case x in x) echo matched;; esac",
         "exit 7",
         "echo 'unbalanced",
+        "echo hi\r",
+        "test -d /tmp\u00a0",
+        "trap | grep EXIT || echo no exit trap",
     ],
 )
-def test_a_check_gives_the_same_status_and_output_with_or_without_the_shell(text: str) -> None:
-    (batched,) = run_batch([BatchItem(Command(text), 5)])
-    alone = subprocess.run(["sh", "-c", text], capture_output=True, check=False)
+def test_a_check_gives_the_same_status_and_output_with_or_without_the_shell(
+    text: str, shell: list[str]
+) -> None:
+    assert (batch_script._builtin(text) is not None) == (text in _IN_THE_SHELL)
+    items = [BatchItem(Command(text), 5)]
+    marker = new_marker()
+    done = subprocess.run([*shell, "-c", script(items, marker)], capture_output=True, check=False)
+    (batched,) = parse(items, captured(done.stdout), marker, utcnow())
+    alone = subprocess.run([*shell, "-c", text], capture_output=True, check=False)
     assert batched is not None
     assert (batched.rc, batched.stdout.text) == (alone.returncode, alone.stdout.decode())
     assert bool(batched.stderr.text) == bool(alone.stderr)
+
+
+def test_a_check_finds_the_environment_it_was_given(login: str) -> None:
+    # The batch's shell reads with a name of its own, not `_`, which login shells export.
+    env = {"PATH": os.environ["PATH"], "LOGNAME": login, "_": "/usr/bin/given"}
+    _, (found,) = _in_env([BatchItem(Command("printenv _"), 5)], env)
+    assert found is not None
+    assert found.stdout.text == "/usr/bin/given\n"
 
 
 def test_a_check_in_a_subshell_finds_none_of_the_batch_shells_names(login: str) -> None:
@@ -812,7 +835,8 @@ def test_a_check_in_a_subshell_finds_none_of_the_batch_shells_names(login: str) 
 
 
 def test_every_name_the_batch_shell_sets_is_set_aside_for_a_check() -> None:
-    text = script([BatchItem(Command("uname"), 5)], new_marker())
+    # A sweeping batch's `z` sets more, but only once every check has run.
+    text = script([BatchItem(Command("uname"), 5)], new_marker(), sweep=False)
     main = text.replace(text[text.index("( S() {") : text.index("& W=$!")], "")
     assigned = set(re.findall(r"(?<![\w$.{])([A-Za-z_]\w*)=", main))
     assigned |= set(re.findall(r"\bfor (\w+) in ", main))
