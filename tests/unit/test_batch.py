@@ -758,6 +758,8 @@ def test_a_check_named_like_a_helper_of_the_script_runs_the_program(tmp_path: Pa
         (" uname  -r\n", "uname -r"),  # blanks around it are sh's
         ("uname -r\r", None),  # not sh's blanks: part of the word
         ("\u00a0uname -r", None),
+        ("declare -f", None),  # bash's own: it would list the batch's shell's functions
+        ("time uname", None),
     ],
 )
 def test_direct_argv_only_for_plain_words(text: str, direct: str | None) -> None:
@@ -769,21 +771,29 @@ def test_direct_argv_only_for_plain_words(text: str, direct: str | None) -> None
 # Run by the batch's shell itself; every other check in a process of its own, under the
 # watchdog (`test` and `[` too: a file's status may hang on a mount that does not answer).
 _IN_THE_SHELL = ("true", "false", "echo  two   words")
+_DIRECT = (
+    "uname -r",
+    "cat /etc/os-release",
+    "id -u",
+    "ls -d /tmp",
+    "no-such-command-here x",
+    "test -d /tmp",
+    "test -r /no/such/file",
+)
+_BASH = pytest.mark.skipif(shutil.which("bash") is None, reason="no bash here")
 
 
-@pytest.mark.parametrize("shell", [["sh"], ["bash", "--posix"]], ids=["sh", "bash-posix"])
+@pytest.mark.parametrize(
+    "shell",
+    [["sh"], pytest.param(["bash", "--posix"], marks=_BASH)],
+    ids=["sh", "bash-posix"],
+)
 @pytest.mark.parametrize(
     "text",
     [
         *_IN_THE_SHELL,
-        # Exec'd directly.
-        "uname -r",
-        "cat /etc/os-release",
-        "id -u",
-        "ls -d /tmp",
-        "no-such-command-here x",
-        "test -d /tmp",
-        "test -r /no/such/file",
+        # Plain words, started directly (a program exec'd, `test` as the forked shell's).
+        *_DIRECT,
         # In a subshell of the batch's shell.
         "[ -d /tmp ]",
         "[ 3 -gt 4 ]",
@@ -801,7 +811,12 @@ _IN_THE_SHELL = ("true", "false", "echo  two   words")
 def test_a_check_gives_the_same_status_and_output_with_or_without_the_shell(
     text: str, shell: list[str]
 ) -> None:
+    from oorfix.transport.shell import direct_argv
+
     assert (batch_script._builtin(text) is not None) == (text in _IN_THE_SHELL)
+    assert (direct_argv(text) is not None) == (text in (*_IN_THE_SHELL, *_DIRECT)) or (
+        text == "echo  two   words"  # echo's builtin differs from /bin/echo: never exec'd
+    )
     items = [BatchItem(Command(text), 5)]
     marker = new_marker()
     done = subprocess.run([*shell, "-c", script(items, marker)], capture_output=True, check=False)
@@ -813,11 +828,13 @@ def test_a_check_gives_the_same_status_and_output_with_or_without_the_shell(
 
 
 def test_a_check_finds_the_environment_it_was_given(login: str) -> None:
-    # The batch's shell reads with a name of its own, not `_`, which login shells export.
+    # The batch's shell reads with a name of its own, not `_`, which login shells export
+    # (dash leaves it as given; bash sets it to each program's path, alone as in a batch).
     env = {"PATH": os.environ["PATH"], "LOGNAME": login, "_": "/usr/bin/given"}
     _, (found,) = _in_env([BatchItem(Command("printenv _"), 5)], env)
+    alone = subprocess.run(["/bin/sh", "-c", "printenv _"], capture_output=True, env=env)
     assert found is not None
-    assert found.stdout.text == "/usr/bin/given\n"
+    assert found.stdout.text == alone.stdout.decode()
 
 
 def test_a_check_in_a_subshell_finds_none_of_the_batch_shells_names(login: str) -> None:
