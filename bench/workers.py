@@ -58,15 +58,19 @@ class Workers:
 
     def __enter__(self) -> Workers:
         self.redis = start_redis(self.directory / "redis")
-        for n in range(WORKERS):
-            log = (self.directory / f"worker-{n}.log").open("wb")
-            argv = [
-                str(self.python), "-m", "oorfix", "worker", "-c", str(WORKER_CONCURRENCY),
-                "-n", f"bench{n}@localhost", "--loglevel", "INFO", "--chdir", str(self.repo),
-            ]  # fmt: skip
-            self.procs.append(subprocess.Popen(argv, env=self.env, stdout=log, stderr=log))
-        for n in range(WORKERS):
-            self._ready(n)
+        try:
+            for n in range(WORKERS):
+                log = (self.directory / f"worker-{n}.log").open("wb")
+                argv = [
+                    str(self.python), "-m", "oorfix", "worker", "-c", str(WORKER_CONCURRENCY),
+                    "-n", f"bench{n}@localhost", "--loglevel", "INFO", "--chdir", str(self.repo),
+                ]  # fmt: skip
+                self.procs.append(subprocess.Popen(argv, env=self.env, stdout=log, stderr=log))
+            for n in range(WORKERS):
+                self._ready(n)
+        except BaseException:
+            self.__exit__()  # a worker that did not start leaves neither Redis nor the others
+            raise
         return self
 
     def _ready(self, n: int, deadline: float = 60.0) -> None:
