@@ -68,7 +68,12 @@ from datetime import datetime, timedelta
 
 from oorfix.redact import Command
 from oorfix.results import CommandResult, Output
-from oorfix.transport.shell import TIMEOUT_KILLED_STATUS, TIMEOUT_STATUS, direct_argv
+from oorfix.transport.shell import (
+    TIMEOUT_KILLED_STATUS,
+    TIMEOUT_STATUS,
+    direct_argv,
+    plain_words,
+)
 
 KILL_GRACE = 2.0
 # How late past its limit a check may be stopped (the watchdog's own latency), per check.
@@ -151,18 +156,16 @@ _VARIABLES = "B E F N Q T W b c f i j l m n p q r s stop t u0 y"
 # main shell itself, with no fork, as `sh -c` would run it. Not `test` or `[`: a file's
 # status on a mount that does not answer would hold the whole batch past every limit.
 _BUILTINS = frozenset({"echo", "false", "true"})
-_BUILTIN_WORDS = re.compile(r"(?P<first>[a-z]+)( +[A-Za-z0-9_./:,+@%=-]+)*")
-# What sh takes for blanks around a command (str.strip() would also take \r and U+00A0).
-_BLANKS = " \t\n"
+# As `sh -c` would run a check, without the exec of a shell (a syntax error ends the subshell).
+_SET_ASIDE = f"trap - EXIT; unset -f {' '.join(sorted(_FUNCTIONS))}; unset {_VARIABLES}"
 
 
 def _builtin(text: str) -> str | None:
     """``text`` as plain words the main shell may run as a builtin, or None."""
-    stripped = text.strip(_BLANKS)
-    found = _BUILTIN_WORDS.fullmatch(stripped)
-    if found is None or found["first"] not in _BUILTINS:
+    words = plain_words(text)
+    if words is None or words.split(" ", 1)[0] not in _BUILTINS:
         return None
-    return stripped  # plain words: the shell splits them as `sh -c` would
+    return words
 
 
 def _check(index: int, item: BatchItem) -> str:
@@ -173,13 +176,11 @@ def _check(index: int, item: BatchItem) -> str:
     files = f'command exec 5>"$p.{index}.o" 6>"$p.{index}.e"'
     builtin = _builtin(text)
     if builtin is not None:
-        started = f'u; [ -z "$T" ] || T="$T:$n"; command {builtin} >&5 2>&6 </dev/null; o'
+        started = f'u; [ -z "$T" ] || T="$T:$n"; command {builtin} >&5 2>&6 </dev/null; r=$?; o'
     else:
         direct = direct_argv(text)
         if direct is None or direct.split(" ", 1)[0] in _FUNCTIONS:
-            # As `sh -c` would, without the exec of a shell: a syntax error ends the subshell.
-            forget = f"trap - EXIT; unset -f {' '.join(sorted(_FUNCTIONS))}; unset {_VARIABLES}"
-            direct = f"( {forget}; eval {shlex.quote(text)} )"
+            direct = f"( {_SET_ASIDE}; eval {shlex.quote(text)} )"
         started = f"{direct} >&5 2>&6 5>&- 6>&- </dev/null & w $! {_limit(item)}"
     return f'[ -e "$stop" ] || {{ i={index}; {files} && {{ {started}; }}; }}'
 
@@ -239,10 +240,9 @@ _HELPERS = (
     'w() { u; [ -z "$T" ] || T="$T:$n"; echo "$((n + $2)) $1 $i" >"$p.w"; '
     'wait $1; r=$?; true >"$p.w"; '
     'if [ -e "$p.k$i" ]; then [ $r = 137 ] || r=124; fi; '
-    'T="$T $i:$r:$n"; F="$F $p.$i.o $p.$i.e"; v $i.o 5; v $i.e 6; '
-    'kill -0 $W || true >"$stop"; }; '
-    # `o` notes a check the main shell ran itself, as `w` does.
-    'o() { r=$?; T="$T $i:$r:$n"; F="$F $p.$i.o $p.$i.e"; v $i.o 5; v $i.e 6; }; '
+    'o; kill -0 $W || true >"$stop"; }; '
+    # `o` notes a check's status `r`, its start and its streams (the main shell's own too).
+    'o() { T="$T $i:$r:$n"; F="$F $p.$i.o $p.$i.e"; v $i.o 5; v $i.e 6; }; '
     "x() { l=; m=0; while [ $m -le $2 ] && IFS= read -r l; do printf '%s\\n' \"$l\"; "
     "m=$((m + ${#l} + 1)); l=; "
     'done <"$1"; printf %s "$l"; m=$((m + ${#l})); }'

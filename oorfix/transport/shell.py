@@ -132,12 +132,20 @@ _SHELL_WORDS = frozenset(
 )
 
 
-def direct_argv(text: str) -> str | None:
-    """``text`` as words to exec without a shell (saves one exec per check), or None."""
+def plain_words(text: str) -> str | None:
+    """``text`` as plain words one space apart (see _PLAIN_WORDS), or None."""
     stripped = text.strip(" \t\n")  # sh's blanks only: not \r, not U+00A0
-    if not _PLAIN_WORDS.match(stripped) or stripped.split(" ", 1)[0] in _SHELL_WORDS:
+    if not _PLAIN_WORDS.match(stripped):
         return None
     return " ".join(stripped.split())
+
+
+def direct_argv(text: str) -> str | None:
+    """``text`` as words to exec without a shell (saves one exec per check), or None."""
+    words = plain_words(text)
+    if words is None or words.split(" ", 1)[0] in _SHELL_WORDS:
+        return None
+    return words
 
 
 BECOME_METHODS = ("sudo", "su")
